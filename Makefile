@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make run` and `make test` (SPEC K).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+CHROMIUM ?= /usr/bin/chromium
+AXE_VERSION := 4.11.0
+AXE := .cache/axe/package/axe.min.js
+SECRET := instance/secret_key
+
+export FLASK_APP := app
+
+.PHONY: run test test-unit test-e2e bench lint clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(DEVSTAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(SECRET):
+	mkdir -p instance
+	$(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $@
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+$(AXE):
+	mkdir -p .cache/axe
+	cd .cache/axe && npm pack -s axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js
+
+## run: install, create the SQLite database with demo data, serve web + worker + a local SMTP sink
+run: $(STAMP) $(DEVSTAMP) $(SECRET)
+	SECRET_KEY=$$(cat $(SECRET)) $(BIN)/flask init-db
+	SECRET_KEY=$$(cat $(SECRET)) $(BIN)/flask demo-data
+	@echo "Portal en http://127.0.0.1:5000  ·  correos y SMS en http://127.0.0.1:5000/dev/buzon"
+	export SECRET_KEY=$$(cat $(SECRET)) DEV_MAILBOX=true MAIL_SERVER=127.0.0.1 MAIL_PORT=8025 \
+	  SMS_BACKEND=console; trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Sink & \
+	$(BIN)/flask worker & \
+	$(BIN)/gunicorn -b 127.0.0.1:5000 -w 2 'app:create_app()'
+
+## test: install what the tests need (browser included) and run them all
+test: $(DEVSTAMP) $(CHROMIUM) $(AXE)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(DEVSTAMP)
+	$(BIN)/python bench/lookup.py
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .cache instance

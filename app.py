@@ -1,0 +1,272 @@
+"""Portal Hanna / Génesis: the application factory and its command line."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask, g, render_template, request, url_for
+from markupsafe import Markup, escape
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import models
+from blueprints.web import csrf, limiter, login_manager, mail
+from core import db as dbmod
+from core import colombia, notify, passwords
+
+log = logging.getLogger("portal")
+
+HERE = Path(__file__).resolve().parent
+
+# Every environment variable the portal reads, with its default (README lists them).
+ENV_DEFAULTS = {
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,  # a SQLite file under instance/
+    "REDIS_URL": "",
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": "25",
+    "MAIL_USE_TLS": "false",
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_DEFAULT_SENDER": "Plataforma Hanna <no-responder@hanna.localhost>",
+    "SMS_BACKEND": "console",
+    "SMS_FILE": "",
+    "SMS_HTTP_URL": "",
+    "SMS_HTTP_TOKEN": "",
+    "UPLOAD_DIR": "",
+    "BASE_URL": "http://127.0.0.1:5000",
+    "CAPTCHA": "image",
+    "IDLE_MINUTES": "15",
+    "PROXY_HOPS": "0",
+    "DEV_MAILBOX": "false",
+}
+
+
+def _flag(value: str | bool) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def load_config(app: Flask) -> None:
+    """Read the environment into app.config."""
+    env = {k: os.environ.get(k, v) for k, v in ENV_DEFAULTS.items()}
+    instance = Path(app.instance_path)
+    app.config.update(
+        SECRET_KEY=env["SECRET_KEY"],
+        DATABASE_URL=env["DATABASE_URL"] or f"sqlite:///{instance / 'portal.sqlite3'}",
+        REDIS_URL=env["REDIS_URL"],
+        MAIL_SERVER=env["MAIL_SERVER"],
+        MAIL_PORT=int(env["MAIL_PORT"]),
+        MAIL_USE_TLS=_flag(env["MAIL_USE_TLS"]),
+        MAIL_USERNAME=env["MAIL_USERNAME"] or None,
+        MAIL_PASSWORD=env["MAIL_PASSWORD"] or None,
+        MAIL_DEFAULT_SENDER=env["MAIL_DEFAULT_SENDER"],
+        SMS_BACKEND=env["SMS_BACKEND"],
+        SMS_FILE=env["SMS_FILE"] or str(instance / "sms.jsonl"),
+        SMS_HTTP_URL=env["SMS_HTTP_URL"],
+        SMS_HTTP_TOKEN=env["SMS_HTTP_TOKEN"],
+        UPLOAD_DIR=env["UPLOAD_DIR"] or str(instance / "uploads"),
+        BASE_URL=env["BASE_URL"].rstrip("/"),
+        CAPTCHA=env["CAPTCHA"],
+        IDLE_MINUTES=int(env["IDLE_MINUTES"]),
+        PROXY_HOPS=int(env["PROXY_HOPS"]),
+        DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
+        PASSWORD_HASH=dict(time_cost=2, memory_cost=19456, parallelism=1),
+        SESSION_COOKIE_NAME="hanna_sesion",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=env["BASE_URL"].startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=None,  # the session bounds it; a stale form must not 400
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+    )
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the portal: config, database, extensions, blueprints, hooks, CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app)
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        if not (app.debug or app.testing):
+            raise RuntimeError("Defina SECRET_KEY (variable de entorno) antes de iniciar.")
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if app.config["PROXY_HOPS"]:
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["CAPTCHA"] == "off":
+        log.warning("CAPTCHA=off: los formularios públicos no piden captcha.")
+
+    passwords.configure(**app.config["PASSWORD_HASH"])
+    models.db.initialize(dbmod.open_database(app.config["DATABASE_URL"]))
+
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
+    )
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    csrf.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from blueprints import security
+    from blueprints.accounts import views as accounts
+    from blueprints.public import views as public
+
+    security.init_app(app)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(accounts.bp)
+    if dev_mailbox_allowed(app):
+        from blueprints.dev import views as dev
+
+        app.register_blueprint(dev.bp)
+
+    @app.before_request
+    def open_db() -> None:
+        if request.endpoint != "static":
+            models.db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_db(_exc: BaseException | None) -> None:
+        if not models.db.is_closed():
+            models.db.close()
+
+    register_errors(app)
+    register_template_helpers(app)
+    register_cli(app)
+    return app
+
+
+def dev_mailbox_allowed(app: Flask) -> bool:
+    """Allow the development mailbox only in debug/testing or on a loopback site."""
+    if app.debug or app.testing:
+        return True
+    host = urlsplit(app.config["BASE_URL"]).hostname or ""
+    return app.config["DEV_MAILBOX"] and host in ("127.0.0.1", "localhost", "::1")
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Give templates asset URLs with a content hash, and Bogotá dates."""
+    static = Path(app.static_folder)
+    hashes: dict[str, str] = {}
+
+    @app.template_global()
+    def asset(path: str) -> str:
+        if path not in hashes or app.debug:
+            digest = hashlib.sha256((static / path).read_bytes()).hexdigest()[:10]
+            hashes[path] = digest
+        return url_for("static", filename=path, v=hashes[path])
+
+    @app.template_filter("fecha")
+    def fecha(value) -> str:
+        return colombia.format_date(value) if value else ""
+
+    @app.template_filter("fecha_hora")
+    def fecha_hora(value) -> str:
+        return colombia.format_datetime(value) if value else ""
+
+    @app.template_filter("linkify")
+    def linkify(text: str) -> Markup:
+        escaped = str(escape(text))
+        return Markup(re.sub(r"(https?://[^\s<]+)", r'<a href="\1">\1</a>', escaped))
+
+
+def register_errors(app: Flask) -> None:
+    """Show Spanish error pages instead of the framework's."""
+
+    def page(code: int, template: str):
+        def handler(_error):
+            g.private = True
+            return render_template(f"errors/{template}.html"), code
+
+        return handler
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, page(code, str(code)))
+
+    from flask_wtf.csrf import CSRFError
+
+    app.register_error_handler(CSRFError, page(400, "csrf"))
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the operator commands (SPEC K)."""
+
+    @app.cli.command("init-db")
+    def init_db() -> None:
+        """Create or migrate the schema; safe to run at every deploy."""
+        with models.db.connection_context():
+            applied = dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
+        click.echo(f"Esquema listo (migraciones aplicadas: {applied or 'ninguna'}).")
+
+    @app.cli.group("import")
+    def import_group() -> None:
+        """Load master data from CSV files (all or nothing)."""
+
+    @import_group.command("afiliados")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_afiliados(path: str) -> None:
+        """Upsert the Caja's affiliates from PATH."""
+        from core.importer import import_afiliados as run
+
+        with models.db.connection_context():
+            report = run(path)
+        for line in report.summary_lines():
+            click.echo(line)
+        if not report.ok:
+            raise SystemExit(1)
+
+    @app.cli.command("demo-data")
+    def demo_data() -> None:
+        """Load the fake demo data set (Faker es_CO)."""
+        from core.demo import load_demo, summary_lines
+
+        with models.db.connection_context():
+            dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
+            result = load_demo()
+        for line in summary_lines(result):
+            click.echo(line)
+
+    @app.cli.command("worker")
+    @click.option("--once", is_flag=True, help="Deliver what is due and exit.")
+    @click.option("--interval", default=2.0, help="Seconds between polls.")
+    def worker(once: bool, interval: float) -> None:
+        """Deliver queued e-mail and SMS, retrying with back-off."""
+        senders = delivery_senders(app)
+        while True:
+            with models.db.connection_context():
+                counts = notify.deliver_due(senders)
+            if any(counts.values()):
+                click.echo(f"enviados {counts['sent']}, reintentos {counts['retry']}, "
+                           f"fallidos {counts['failed']}")
+            if once:
+                if not any(counts.values()):
+                    return  # drained: nothing more is due now
+            else:
+                time.sleep(interval)
+
+
+def delivery_senders(app: Flask) -> dict:
+    """Return the e-mail (Flask-Mail over SMTP) and SMS senders for the worker."""
+    from flask_mail import Message as MailMessage
+
+    def send_email(message: models.Message) -> None:
+        mail_message = MailMessage(
+            subject=message.subject, recipients=[message.recipient],
+            body=message.body_text, html=message.body_html or None,
+        )
+        with app.app_context():
+            mail.send(mail_message)
+
+    sms = notify.sms_sender(
+        app.config["SMS_BACKEND"], file=app.config["SMS_FILE"],
+        url=app.config["SMS_HTTP_URL"], token=app.config["SMS_HTTP_TOKEN"],
+    )
+    return {models.Message.EMAIL: notify.smtp_sender(send_email), models.Message.SMS: sms}

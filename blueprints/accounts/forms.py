@@ -1,0 +1,103 @@
+"""Forms of the Hanna account journeys, with the manual's labels."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+
+from core import colombia, passwords
+
+REQUIRED = "Este campo es obligatorio."
+
+
+def _normalized(normalize):
+    """Build a validator that stores the normalized value or shows its error."""
+
+    def check(_form, field) -> None:
+        if not field.data:
+            return
+        try:
+            field.data = normalize(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    return check
+
+
+class DateText(StringField):
+    """A dd/mm/aaaa text input whose parsed value is a date."""
+
+    def _value(self) -> str:
+        if self.data and not isinstance(self.data, str):
+            return colombia.format_date(self.data)
+        return super()._value()
+
+
+class LookupForm(FlaskForm):
+    """The document pair that the affiliate look-up reads."""
+
+    tipo_documento = SelectField(
+        "Tipo Documento",
+        choices=list(colombia.DOCUMENT_TYPES.items()),
+        default="CC",
+    )
+    numero_documento = StringField(
+        "Cédula / Nit (Con dígito de verificación)",
+        validators=[DataRequired(REQUIRED), Length(max=25)],
+    )
+
+    def validate_numero_documento(self, field) -> None:
+        try:
+            field.data = colombia.normalize_document(self.tipo_documento.data, field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class RegistrationForm(LookupForm):
+    """"Crear Cuenta Nueva": DATOS AFILIADOS, RECUPERACIÓN, CONTRASEÑA."""
+
+    primer_apellido = StringField("Primer Apellido", validators=[DataRequired(REQUIRED), Length(max=60)])
+    segundo_apellido = StringField("Segundo Apellido", validators=[Optional(), Length(max=60)])
+    primer_nombre = StringField("Primer Nombre", validators=[DataRequired(REQUIRED), Length(max=60)])
+    segundo_nombre = StringField("Segundo Nombre", validators=[Optional(), Length(max=60)])
+    email = StringField(
+        "Email",
+        validators=[DataRequired(REQUIRED), Length(max=254),
+                    Email("Escriba un correo electrónico válido, como nombre@correo.com.",
+                          check_deliverability=False)],
+    )
+    telefono = StringField("Teléfono", validators=[Optional(), _normalized(colombia.normalize_phone)])
+    celular = StringField("Celular", validators=[DataRequired(REQUIRED), _normalized(colombia.normalize_mobile)])
+    fecha_nacimiento = DateText(
+        "Fecha Nacimiento / Fecha Especial",
+        validators=[DataRequired(REQUIRED), _normalized(colombia.parse_date)],
+    )
+    password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED)])
+    confirm = PasswordField(
+        "Confirmar Contraseña",
+        validators=[DataRequired(REQUIRED),
+                    EqualTo("password", "Las contraseñas no coinciden.")],
+    )
+    captcha = StringField("Captcha", validators=[Length(max=20)])
+
+    def validate_password(self, field) -> None:
+        problems = passwords.password_problems(
+            field.data or "",
+            document=self.numero_documento.data if not self.numero_documento.errors else None,
+            phones=[p for p in (self.celular.data, self.telefono.data) if isinstance(p, str)],
+            birth_date=self.fecha_nacimiento.data if not isinstance(self.fecha_nacimiento.data, str) else None,
+            email=self.email.data,
+        )
+        if problems:
+            raise ValidationError(" ".join(problems))
+
+
+class QuizCodeForm(FlaskForm):
+    codigo = StringField("Código recibido por SMS",
+                         validators=[DataRequired(REQUIRED), Length(min=6, max=6, message="El código tiene 6 dígitos.")])
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=254)])
+    password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED), Length(max=256)])

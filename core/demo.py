@@ -1,0 +1,335 @@
+"""Demo data (SPEC S2): fake but realistic Caja affiliates and two ready Hanna accounts.
+
+Everything is drawn from one seed, so a seed always gives the same people, and
+rows are upserted by natural key, so loading twice changes nothing.
+
+Fixed records, for walking the journeys by hand (README):
+
+- Afiliado CC 1000000001, ANA MARÍA PÉREZ GÓMEZ: active, category A, full data
+  (profession, spouse, join date, birth date, mobile). Create an account and
+  answer the activation quiz.
+- Afiliado CC 1000000002, CARLOS ANDRÉS RODRÍGUEZ LÓPEZ: active, thin data
+  (no profession, spouse, employer or dates) but a mobile: the SMS-code path.
+- Afiliado CC 1000000003, LUISA FERNANDA MARTÍNEZ RUIZ, with the active account
+  afiliada@hanna.test / Hanna2026Demo.
+- Non-affiliate account juan.torres@hanna.test / Hanna2026Demo (CC 1000000099).
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from datetime import date, timedelta
+
+from faker import Faker
+from stdnum.co import nit as stdnum_nit
+
+import models
+from core.clock import utcnow
+from core.importer import COLUMNS, upsert_afiliados
+from core.passwords import hash_password
+from core.quiz import COMPANY_WORDS, JOB_TITLES, MOBILE_PREFIXES, PROFESSIONS
+from models import Afiliado, User
+
+# The catalogues live in core.quiz and are re-exported here: the demo's real
+# answers must come from the same words as the quiz's synthetic wrong options,
+# or the odd one out would give the answer away.
+__all__ = [
+    "COMPANY_WORDS",
+    "DEMO_PASSWORD",
+    "FIXED_AFILIADOS",
+    "FIXED_USERS",
+    "JOB_TITLES",
+    "PROFESSIONS",
+    "demo_afiliados",
+    "demo_companies",
+    "load_demo",
+    "summary_lines",
+]
+
+DEFAULT_SEED = 2026
+AFFILIATES = 200
+COMPANIES = 24
+DEMO_PASSWORD = "Hanna2026Demo"
+
+# (estado, weight): mostly active, as in a real Caja export.
+_ESTADOS = (("ACTIVO", 76), ("INACTIVO", 8), ("RETIRADO", 7), ("SUSPENDIDO", 5), ("MORA", 4))
+_CATEGORIAS = (("A", 55), ("B", 25), ("C", 12), ("", 8))
+_EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
+# Landline area digits after "60": Bogotá, Cali, Medellín, Barranquilla…
+_AREA_DIGITS = "1245678"
+_BORN_FROM, _BORN_TO = date(1950, 1, 1), date(2006, 12, 31)
+_JOINED_FROM, _JOINED_TO = date(1990, 1, 1), date(2025, 12, 31)
+# CC 1000000000–1000000999 is kept for the fixed records below.
+_RESERVED_CC = range(1_000_000_000, 1_000_001_000)
+
+
+def _nit(base: int) -> str:
+    """Return a NIT as stored: the nine digits and the DIAN check digit."""
+    digits = str(base)
+    return digits + stdnum_nit.calc_check_digit(digits)
+
+
+def _afiliado(**values) -> dict:
+    """Return a full affiliate row with empty defaults for the columns not given."""
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(fecha_nacimiento=None, fecha_ingreso_empresa=None)
+    row.update(values)
+    return row
+
+
+FIXED_AFILIADOS: tuple[dict, ...] = (
+    _afiliado(
+        tipo_documento="CC", numero_documento="1000000001",
+        primer_nombre="ANA", segundo_nombre="MARÍA",
+        primer_apellido="PÉREZ", segundo_apellido="GÓMEZ",
+        fecha_nacimiento=date(1986, 4, 12), email="ana.perez@example.com",
+        celular="3104567821", telefono="6015551234", estado="ACTIVO", categoria="A",
+        empresa_nit=_nit(900514237), empresa_nombre="Comercializadora Andina S.A.S.",
+        empresa_estado="ACTIVA", fecha_ingreso_empresa=date(2015, 2, 2),
+        profesion="Contador público", conyuge_celular="3157894512",
+        conyuge_profesion="Ingeniero civil", conyuge_cargo="Jefe de mantenimiento",
+    ),
+    _afiliado(
+        tipo_documento="CC", numero_documento="1000000002",
+        primer_nombre="CARLOS", segundo_nombre="ANDRÉS",
+        primer_apellido="RODRÍGUEZ", segundo_apellido="LÓPEZ",
+        celular="3209876543", estado="ACTIVO", categoria="A",
+    ),
+    _afiliado(
+        tipo_documento="CC", numero_documento="1000000003",
+        primer_nombre="LUISA", segundo_nombre="FERNANDA",
+        primer_apellido="MARTÍNEZ", segundo_apellido="RUIZ",
+        fecha_nacimiento=date(1990, 9, 21), email="afiliada@hanna.test",
+        celular="3126543210", estado="ACTIVO", categoria="B",
+        empresa_nit=_nit(830047519), empresa_nombre="Inversiones del Norte Ltda.",
+        empresa_estado="ACTIVA", fecha_ingreso_empresa=date(2019, 7, 15),
+        profesion="Psicólogo",
+    ),
+)
+FIXED_PURPOSE = {
+    "1000000001": "Crear cuenta y responder las preguntas de activación (datos completos).",
+    "1000000002": "Crear cuenta con datos escasos: activación con código por SMS.",
+    "1000000003": "Afiliada con cuenta activa (afiliada@hanna.test).",
+}
+
+FIXED_USERS: tuple[dict, ...] = (
+    {
+        "email": "juan.torres@hanna.test", "tipo_documento": "CC", "numero_documento": "1000000099",
+        "primer_nombre": "JUAN", "segundo_nombre": "CAMILO",
+        "primer_apellido": "TORRES", "segundo_apellido": "RESTREPO",
+        "celular": "3015550199", "telefono": "", "fecha_nacimiento": date(1992, 11, 3),
+        "afiliado": None,
+        "purpose": "Usuario Hanna activo, no afiliado.",
+    },
+    {
+        "email": "afiliada@hanna.test", "tipo_documento": "CC", "numero_documento": "1000000003",
+        "primer_nombre": "LUISA", "segundo_nombre": "FERNANDA",
+        "primer_apellido": "MARTÍNEZ", "segundo_apellido": "RUIZ",
+        "celular": "3126543210", "telefono": "", "fecha_nacimiento": date(1990, 9, 21),
+        "afiliado": ("CC", "1000000003"),
+        "purpose": "Usuario Hanna activo, afiliado (CC 1000000003).",
+    },
+)
+
+
+def _weighted(rng: random.Random, pairs: tuple[tuple[str, int], ...]) -> str:
+    values, weights = zip(*pairs, strict=True)
+    return rng.choices(values, weights=weights)[0]
+
+
+def _day_between(rng: random.Random, start: date, end: date) -> date:
+    return start + timedelta(days=rng.randint(0, (end - start).days))
+
+
+def _mobile(rng: random.Random) -> str:
+    return f"{rng.choice(MOBILE_PREFIXES)}{rng.randrange(10**7):07d}"
+
+
+def _ascii(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isascii() and c.isalnum()).lower()
+
+
+def demo_companies(seed: int = DEFAULT_SEED) -> list[tuple[str, str]]:
+    """Return (nit, name) employers, named from the quiz's company words."""
+    rng = random.Random(f"companies-{seed}")
+    names: list[str] = []
+    while len(names) < COMPANIES:
+        name = " ".join(rng.choice(words) for words in COMPANY_WORDS)
+        if name not in names:
+            names.append(name)
+    bases = rng.sample(range(800_000_000, 901_999_999), COMPANIES)
+    return [(_nit(base), name) for base, name in zip(bases, names, strict=True)]
+
+
+def demo_afiliados(seed: int = DEFAULT_SEED) -> list[dict]:
+    """Return the demo affiliate rows (fixed ones first); the same seed gives the same rows."""
+    fake = Faker("es_CO")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    companies = demo_companies(seed)
+    inactive_companies = {nit for nit, _ in companies[-3:]}
+    rows = [dict(row) for row in FIXED_AFILIADOS]
+    keys = {(r["tipo_documento"], r["numero_documento"]) for r in rows}
+    emails: set[str] = set()
+
+    while len(rows) < AFFILIATES:
+        tipo = _weighted(rng, (("CC", 90), ("CE", 6), ("PT", 4)))
+        if tipo == "CC":
+            # Older cédulas have 8 digits; those issued since 2003 or so, 10 (10…, 11…).
+            if rng.random() < 0.5:
+                number = rng.randint(10_000_000, 99_999_999)
+            else:
+                number = rng.randint(1_000_000_000, 1_199_999_999)
+            if number in _RESERVED_CC:
+                continue
+        else:
+            number = rng.randint(100_000, 9_999_999)
+        key = (tipo, str(number))
+        if key in keys:
+            continue
+        keys.add(key)
+
+        female = rng.random() < 0.55
+        first = fake.first_name_female if female else fake.first_name_male
+        names = first().split()
+        if len(names) == 1 and rng.random() < 0.6:
+            names.append(first().split()[0])
+        row = _afiliado(
+            tipo_documento=tipo,
+            numero_documento=str(number),
+            primer_nombre=names[0].upper(),
+            segundo_nombre=" ".join(names[1:]).upper(),
+            primer_apellido=fake.last_name().upper(),
+            segundo_apellido=fake.last_name().upper() if rng.random() < 0.9 else "",
+            estado=_weighted(rng, _ESTADOS),
+            categoria=_weighted(rng, _CATEGORIAS),
+        )
+        # A few people the Caja knows almost nothing about (the quiz is unfair for them).
+        if rng.random() < 0.06:
+            if rng.random() < 0.5:
+                row["celular"] = _mobile(rng)
+            rows.append(row)
+            continue
+
+        if rng.random() < 0.95:
+            row["fecha_nacimiento"] = _day_between(rng, _BORN_FROM, _BORN_TO)
+        if rng.random() < 0.7:
+            local = f"{_ascii(row['primer_nombre'])}.{_ascii(row['primer_apellido'])}"
+            email = f"{local}{rng.randint(1, 999)}@{rng.choice(_EMAIL_DOMAINS)}"
+            if email not in emails:
+                emails.add(email)
+                row["email"] = email
+        if rng.random() < 0.9:
+            row["celular"] = _mobile(rng)
+        if rng.random() < 0.4:
+            row["telefono"] = f"60{rng.choice(_AREA_DIGITS)}{rng.randrange(10**7):07d}"
+        if rng.random() < 0.9:
+            nit, name = rng.choice(companies)
+            row["empresa_nit"], row["empresa_nombre"] = nit, name
+            row["empresa_estado"] = "INACTIVA" if nit in inactive_companies else "ACTIVA"
+            if rng.random() < 0.85:
+                born = row["fecha_nacimiento"] or date(1970, 1, 1)
+                start = max(_JOINED_FROM, born + timedelta(days=18 * 366))
+                row["fecha_ingreso_empresa"] = _day_between(rng, start, _JOINED_TO)
+        if rng.random() < 0.85:
+            row["profesion"] = rng.choice(PROFESSIONS)
+        # About half have a spouse on file, not always with every field.
+        if rng.random() < 0.5:
+            if rng.random() < 0.9:
+                row["conyuge_celular"] = _mobile(rng)
+            if rng.random() < 0.85:
+                row["conyuge_profesion"] = rng.choice(PROFESSIONS)
+            if rng.random() < 0.75:
+                row["conyuge_cargo"] = rng.choice(JOB_TITLES)
+        rows.append(row)
+    return rows
+
+
+def _upsert_user(spec: dict, password_hash: str, now) -> bool:
+    """Create or refresh one demo account; return True if it was created."""
+    values = {k: v for k, v in spec.items() if k not in ("purpose", "afiliado")}
+    values["afiliado"] = Afiliado.find(*spec["afiliado"]) if spec["afiliado"] else None
+    values.update(
+        password_hash=password_hash, status=User.ACTIVE, quiz_failures=0,
+        failed_logins=0, login_blocked_until=None, blocked_at=None,
+    )
+    user = User.by_email(spec["email"]) or User.get_or_none(
+        (User.tipo_documento == spec["tipo_documento"])
+        & (User.numero_documento == spec["numero_documento"])
+    )
+    if user is None:
+        User.create(**values, activated_at=now)
+        return True
+    values["activated_at"] = user.activated_at or now
+    User.update(**values).where(User.id == user.id).execute()
+    return False
+
+
+def load_demo(seed: int = DEFAULT_SEED) -> dict:
+    """Fill the database with the demo data set; safe to run again."""
+    rows = demo_afiliados(seed)
+    # Hashing is slow: done before the transaction opens, not inside it.
+    hashes = [hash_password(DEMO_PASSWORD) for _ in FIXED_USERS]
+    now = utcnow()
+    with models.db.atomic():
+        created, updated = upsert_afiliados(rows)
+        users_created = sum(
+            _upsert_user(spec, h, now) for spec, h in zip(FIXED_USERS, hashes, strict=True)
+        )
+    fixed = [
+        {
+            "tipo_documento": r["tipo_documento"],
+            "numero_documento": r["numero_documento"],
+            "nombre": " ".join(
+                r[k] for k in ("primer_nombre", "segundo_nombre", "primer_apellido",
+                               "segundo_apellido") if r[k]
+            ),
+            "purpose": FIXED_PURPOSE[r["numero_documento"]],
+        }
+        for r in FIXED_AFILIADOS
+    ]
+    credentials = [
+        {
+            "email": u["email"], "password": DEMO_PASSWORD,
+            "tipo_documento": u["tipo_documento"], "numero_documento": u["numero_documento"],
+            "purpose": u["purpose"],
+        }
+        for u in FIXED_USERS
+    ]
+    return {
+        "seed": seed,
+        "affiliates": len(rows),
+        "affiliates_created": created,
+        "affiliates_updated": updated,
+        "companies": len({r["empresa_nit"] for r in rows if r["empresa_nit"]}),
+        "users": len(FIXED_USERS),
+        "users_created": users_created,
+        "users_updated": len(FIXED_USERS) - users_created,
+        "fixed_affiliates": fixed,
+        "credentials": credentials,
+    }
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Describe a load_demo() result in Spanish for the CLI."""
+    lines = [
+        f"Datos de demostración cargados (semilla {result['seed']}).",
+        (
+            f"Afiliados: {result['affiliates']} ({result['affiliates_created']} nuevos, "
+            f"{result['affiliates_updated']} actualizados), en {result['companies']} empresas."
+        ),
+        (
+            f"Usuarios Hanna: {result['users']} ({result['users_created']} nuevos, "
+            f"{result['users_updated']} actualizados)."
+        ),
+        "Afiliados de prueba:",
+    ]
+    for a in result["fixed_affiliates"]:
+        document = f"{a['tipo_documento']} {a['numero_documento']}"
+        lines.append(f"  {document} {a['nombre']}: {a['purpose']}")
+    lines.append("Cuentas de prueba:")
+    for c in result["credentials"]:
+        lines.append(f"  {c['email']} / {c['password']}: {c['purpose']}")
+    return lines

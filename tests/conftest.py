@@ -1,0 +1,109 @@
+"""Fixtures: an app on a temp-file SQLite (or DATABASE_URL's PostgreSQL), a client, mail."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+
+import models
+from app import create_app
+from core import db as dbmod
+from core import passwords
+
+CHEAP_HASH = dict(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def _database_url(tmp_path) -> tuple[str, str | None]:
+    """Use PostgreSQL when DATABASE_URL says so: one fresh schema per test."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        return url, f"t_{uuid.uuid4().hex[:12]}"
+    return f"sqlite:///{tmp_path / 'test.sqlite3'}", None
+
+
+@pytest.fixture
+def app(tmp_path):
+    url, schema = _database_url(tmp_path)
+    if schema:
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}options=-csearch_path%3D{schema}"
+        admin = dbmod.open_database(os.environ["DATABASE_URL"])
+        admin.execute_sql(f"CREATE SCHEMA {schema}")
+        admin.close()
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": url,
+        "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH": CHEAP_HASH,
+        "RATELIMIT_ENABLED": False,
+        "BASE_URL": "http://localhost",
+        "SMS_BACKEND": "file",
+        "SMS_FILE": str(tmp_path / "sms.jsonl"),
+    })
+    with app.app_context():
+        models.db.connect(reuse_if_open=True)
+        dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
+        models.db.close()
+    yield app
+    if not models.db.is_closed():
+        models.db.close()
+    if schema:
+        admin = dbmod.open_database(os.environ["DATABASE_URL"])
+        admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    """An open connection for tests that call services directly."""
+    with app.test_request_context():
+        models.db.connect(reuse_if_open=True)
+        yield models.db
+        models.db.close()
+
+
+@pytest.fixture
+def htmx():
+    return {"HX-Request": "true"}
+
+
+@pytest.fixture
+def outbox(app):
+    """Read the e-mail and SMS the app queued (the worker's input)."""
+
+    class Outbox:
+        def all(self, channel=None):
+            with models.db.connection_context():
+                query = models.Message.select().order_by(models.Message.id)
+                if channel:
+                    query = query.where(models.Message.channel == channel)
+                return list(query)
+
+        def last_link(self, path="/activar/"):
+            for message in reversed(self.all("email")):
+                found = re.search(r"https?://[^/\s]+(" + re.escape(path) + r"\S+)", message.body_text)
+                if found:
+                    return found.group(1)
+            raise AssertionError("no link in the outbox")
+
+    return Outbox()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashes():
+    passwords.configure(**CHEAP_HASH)
+    yield

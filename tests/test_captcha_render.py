@@ -1,0 +1,119 @@
+"""Captcha texts, PNG/WAV rendering and answer checking, without the app."""
+
+import io
+import random
+import string
+import wave
+
+import pytest
+from PIL import Image
+
+from core import captcha
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_BUDGET = 8 * 1024
+
+
+def test_image_alphabet_excludes_confusable_letters():
+    for char in "IlOoCcSsVvWwXxZzKkPpUu":
+        assert char not in captcha.IMAGE_ALPHABET
+    assert set(captcha.IMAGE_ALPHABET) <= set(string.ascii_letters)
+    assert len(set(captcha.IMAGE_ALPHABET)) == len(captcha.IMAGE_ALPHABET)
+    assert any(c.isupper() for c in captcha.IMAGE_ALPHABET)
+    assert any(c.islower() for c in captcha.IMAGE_ALPHABET)
+
+
+def test_audio_alphabet_is_digits():
+    assert captcha.AUDIO_ALPHABET == "0123456789"
+
+
+@pytest.mark.parametrize("length", [1, 6, 9])
+def test_new_text_has_length_and_alphabet(length):
+    text = captcha.new_text(length)
+    assert len(text) == length
+    assert set(text) <= set(captcha.IMAGE_ALPHABET)
+
+
+@pytest.mark.parametrize("length", [1, 6, 9])
+def test_new_audio_code_has_length_and_digits(length):
+    code = captcha.new_audio_code(length)
+    assert len(code) == length
+    assert code.isdigit()
+
+
+def test_given_rng_makes_texts_repeatable():
+    assert captcha.new_text(rng=random.Random(7)) == captcha.new_text(
+        rng=random.Random(7)
+    )
+    assert captcha.new_audio_code(rng=random.Random(7)) == captcha.new_audio_code(
+        rng=random.Random(7)
+    )
+
+
+def test_texts_vary_without_rng():
+    assert len({captcha.new_text() for _ in range(20)}) > 15
+
+
+@pytest.mark.parametrize("length", [0, -1])
+def test_new_text_rejects_empty_length(length):
+    with pytest.raises(ValueError):
+        captcha.new_text(length)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_render_image_is_small_png_of_expected_size(seed):
+    text = captcha.new_text(rng=random.Random(seed))
+    data = captcha.render_image(text)
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) < PNG_BUDGET
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        assert image.size == captcha.IMAGE_SIZE
+
+
+def test_render_image_fits_long_text():
+    data = captcha.render_image("ABDEFGHLNRaeh")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == captcha.IMAGE_SIZE
+
+
+def test_render_audio_is_mono_wav_of_several_seconds():
+    data = captcha.render_audio("123456")
+    assert data[:4] == b"RIFF"
+    assert data[8:12] == b"WAVE"
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getnchannels() == 1
+        assert 8000 <= w.getframerate() <= 16000
+        seconds = w.getnframes() / w.getframerate()
+    assert 3 < seconds < 15
+    assert len(data) < 200_000
+
+
+def test_render_audio_rejects_characters_without_voice():
+    with pytest.raises(ValueError):
+        captcha.render_audio("12a")
+
+
+@pytest.mark.parametrize(
+    ("expected", "given", "case_sensitive", "ok"),
+    [
+        ("AbdEfG", "AbdEfG", True, True),
+        ("AbdEfG", "  AbdEfG\n", True, True),
+        ("AbdEfG", "Ab dE fG", True, True),
+        ("AbdEfG", "abdefg", True, False),
+        ("AbdEfG", "ABDEFG", True, False),
+        ("AbdEfG", "AbdEf", True, False),
+        ("AbdEfG", "AbdEfGh", True, False),
+        ("AbdEfG", "", True, False),
+        ("AbdEfG", "ÁbdEfG", True, False),
+        ("123456", "123456", False, True),
+        ("123456", " 12 34 56 ", False, True),
+        ("123456", "１２３４５６", False, True),
+        ("123456", "123457", False, False),
+        ("AbdEfG", "abdefg", False, True),
+        ("", "", True, False),
+        ("", "", False, False),
+    ],
+)
+def test_answers_match(expected, given, case_sensitive, ok):
+    assert captcha.answers_match(expected, given, case_sensitive=case_sensitive) is ok
