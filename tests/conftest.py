@@ -26,6 +26,16 @@ def _database_url(tmp_path) -> tuple[str, str | None]:
 
 @pytest.fixture
 def app(tmp_path):
+    yield from _make_app(tmp_path)
+
+
+@pytest.fixture
+def limited_app(tmp_path):
+    """An app with its rate limits on (in-memory storage)."""
+    yield from _make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://")
+
+
+def _make_app(tmp_path, **over):
     url, schema = _database_url(tmp_path)
     if schema:
         sep = "&" if "?" in url else "?"
@@ -41,8 +51,10 @@ def app(tmp_path):
         "PASSWORD_HASH": CHEAP_HASH,
         "RATELIMIT_ENABLED": False,
         "BASE_URL": "http://localhost",
+        "CAPTCHA": "off",
         "SMS_BACKEND": "file",
         "SMS_FILE": str(tmp_path / "sms.jsonl"),
+        **over,
     })
     with app.app_context():
         models.db.connect(reuse_if_open=True)
@@ -69,10 +81,14 @@ def runner(app):
 
 @pytest.fixture
 def db(app):
-    """An open connection for tests that call services directly."""
-    with app.test_request_context():
-        models.db.connect(reuse_if_open=True)
-        yield models.db
+    """The database, for tests that call services or models directly.
+
+    No app context is pushed here: it would share `g` (and Flask-Login's cached
+    user) with every request the test client makes. Peewee reconnects by itself.
+    """
+    models.db.connect(reuse_if_open=True)
+    yield models.db
+    if not models.db.is_closed():
         models.db.close()
 
 

@@ -1,0 +1,181 @@
+"""The foundation: headers on every page, page weight, CSRF, errors, CLI, migrations."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+
+import models
+from app import create_app
+from core import db as dbmod
+from tests.factories import PASSWORD, make_afiliado, make_user
+
+PAGE_BUDGET = 14 * 1024  # gzip bytes: the first round trip of a slow mobile link
+
+
+def get_routes(app) -> list[str]:
+    """Every GET route without parameters, plus one of each parametrized kind."""
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if "GET" in rule.methods and not rule.arguments and rule.endpoint != "static":
+            paths.append(rule.rule)
+    return sorted(paths)
+
+
+def test_every_get_route_sends_the_security_headers(db, app, client):
+    user = make_user()
+    client.post("/", data={"email": user.email, "password": PASSWORD})
+    with client.session_transaction() as s:
+        s["guardado"] = "ju***@example.com"
+    for path in get_routes(app):
+        response = client.get(path)
+        assert response.status_code in (200, 302), path
+        h = response.headers
+        csp = h["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert "frame-ancestors 'none'" in csp, path
+        assert h["X-Content-Type-Options"] == "nosniff", path
+        assert h["Referrer-Policy"] == "same-origin", path
+        assert h["Cache-Control"] == "no-store", path
+
+
+@pytest.mark.parametrize("path", ["/", "/registro", "/descubre", "/no-existe"])
+def test_full_pages_fit_in_14_kb_compressed(db, app, client, path):
+    app.config["CAPTCHA"] = "image"
+    html = client.get(path).data
+    assert b"<html" in html
+    assert len(gzip.compress(html)) <= PAGE_BUDGET
+
+
+def test_signed_in_home_fits_and_is_private(db, client):
+    user = make_user()
+    client.post("/", data={"email": user.email, "password": PASSWORD})
+    page = client.get("/inicio")
+    assert len(gzip.compress(page.data)) <= PAGE_BUDGET
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "Aún no tiene aplicaciones asignadas." in page.text
+
+
+def test_hsts_only_over_https(client):
+    assert "Strict-Transport-Security" not in client.get("/").headers
+    assert "max-age" in client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"]
+
+
+def test_static_assets_are_versioned_and_cached(client):
+    page = client.get("/").text
+    css = re.search(r'href="(/static/app\.css\?v=\w+)"', page).group(1)
+    response = client.get(css)
+    assert response.status_code == 200 and "max-age=31536000" in response.headers["Cache-Control"]
+    assert re.search(r'src="/static/vendor/htmx-4\.0\.1\.min\.js\?v=\w+" defer', page)
+
+
+def test_no_inline_script_or_handlers_in_templates():
+    from pathlib import Path
+
+    for template in Path("templates").rglob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script>|<script(?![^>]*\bsrc=)[^>]*>", text), template
+        assert not re.search(r"\son[a-z]+=|hx-on|js:", text), template
+        assert "<style" not in text and 'style="' not in text or "email" in template.parts, template
+
+
+def test_csrf_is_enforced(tmp_path):
+    app = create_app({"TESTING": True, "SECRET_KEY": "x",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}"})
+    with app.app_context():
+        dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
+    client = app.test_client()
+    response = client.post("/", data={"email": "a@b.co", "password": "x"})
+    assert response.status_code == 400 and "El formulario venció" in response.text
+    models.db.close()
+
+
+def test_unknown_page_is_a_spanish_404(client):
+    response = client.get("/no-existe")
+    assert response.status_code == 404 and "Página no encontrada" in response.text
+
+
+def test_secret_key_is_required_outside_debug_and_testing(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_dev_mailbox_lists_queued_mail_with_clickable_links(db, client):
+    from blueprints.accounts import service
+
+    user = make_user(status=models.User.PENDING)
+    service.queue_activation_mail(user, secret="test-secret", base_url="http://localhost")
+    page = client.get("/dev/buzon").text
+    assert user.email in page and '<a href="http://localhost/activar/' in page
+
+
+def test_dev_mailbox_is_never_on_in_production(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("DEV_MAILBOX", "true")
+    monkeypatch.setenv("BASE_URL", "https://hanna.cajacopi.com")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    app = create_app()
+    assert "dev.mailbox" not in app.view_functions
+
+
+def test_health(client):
+    assert client.get("/salud").json == {"estado": "ok"}
+
+
+# --- CLI and schema ----------------------------------------------------------------------
+
+
+def test_init_db_is_safe_to_run_twice(runner):
+    assert "Esquema listo" in runner.invoke(args=["init-db"]).output
+    assert "Esquema listo" in runner.invoke(args=["init-db"]).output
+
+
+def test_migrations_run_once_in_order(db, tmp_path):
+    (tmp_path / "0001_a.py").write_text(
+        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_a (id INTEGER)')\n")
+    (tmp_path / "0002_b.py").write_text(
+        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_b (id INTEGER)')\n")
+    assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == [1, 2]
+    assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == []
+    assert {"mig_a", "mig_b"} <= set(models.db.get_tables())
+    models.db.execute_sql("DROP TABLE mig_a")
+    models.db.execute_sql("DROP TABLE mig_b")
+
+
+def test_import_afiliados_command(db, runner, tmp_path):
+    csv = tmp_path / "afiliados.csv"
+    header = ("tipo_documento;numero_documento;primer_nombre;segundo_nombre;primer_apellido;"
+              "segundo_apellido;fecha_nacimiento;email;celular;telefono;estado;categoria;"
+              "empresa_nit;empresa_nombre;empresa_estado;fecha_ingreso_empresa;profesion;"
+              "conyuge_celular;conyuge_profesion;conyuge_cargo")
+    row = "CC;71234567;PEDRO;;GIL;;01/02/1970;;3001112233;;ACTIVO;B;8901020441;ACME;ACTIVA;;;;;"
+    csv.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "afiliados", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert models.Afiliado.find("CC", "71234567").primer_nombre == "PEDRO"
+    csv.write_text(f"{header}\n{row.replace('ACTIVO', 'RARO')}\n", encoding="utf-8")
+    bad = runner.invoke(args=["import", "afiliados", str(csv)])
+    assert bad.exit_code == 1 and "estado" in bad.output
+
+
+def test_demo_data_command_loads_the_documented_accounts(db, runner):
+    result = runner.invoke(args=["demo-data"])
+    assert result.exit_code == 0, result.output
+    assert models.User.by_email("juan.torres@hanna.test").status == models.User.ACTIVE
+    assert models.Afiliado.find("CC", "1000000001") is not None
+
+
+def test_demo_password_follows_our_own_rules(db, runner):
+    from core import passwords
+    from core.demo import DEMO_PASSWORD, FIXED_USERS
+
+    for user in FIXED_USERS:
+        assert passwords.password_problems(
+            DEMO_PASSWORD, document=user["numero_documento"], email=user["email"]) == []
+
+
+def test_affiliate_fixture_sanity(db):
+    assert make_afiliado().nombre_completo == "ANA MARÍA PÉREZ GÓMEZ"
