@@ -18,8 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import models
 from blueprints.web import csrf, limiter, login_manager, mail
-from core import db as dbmod
 from core import colombia, notify, passwords
+from core import db as dbmod
 
 log = logging.getLogger("portal")
 
@@ -107,9 +107,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     passwords.configure(**app.config["PASSWORD_HASH"])
     models.db.initialize(dbmod.open_database(app.config["DATABASE_URL"]))
 
-    app.config.setdefault(
-        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
-    )
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     csrf.init_app(app)
     mail.init_app(app)
@@ -172,10 +170,12 @@ def register_template_helpers(app: Flask) -> None:
     def fecha_hora(value) -> str:
         return colombia.format_datetime(value) if value else ""
 
+    app.add_template_filter(colombia.document_type_name, "tipo_documento")
+
     @app.template_filter("linkify")
     def linkify(text: str) -> Markup:
-        escaped = str(escape(text))
-        return Markup(re.sub(r"(https?://[^\s<]+)", r'<a href="\1">\1</a>', escaped))
+        linked = re.sub(r"(https?://[^\s<]+)", r'<a href="\1">\1</a>', str(escape(text)))
+        return Markup(linked)  # noqa: S704 - built from escaped text only
 
 
 def register_errors(app: Flask) -> None:
@@ -244,8 +244,10 @@ def register_cli(app: Flask) -> None:
             with models.db.connection_context():
                 counts = notify.deliver_due(senders)
             if any(counts.values()):
-                click.echo(f"enviados {counts['sent']}, reintentos {counts['retry']}, "
-                           f"fallidos {counts['failed']}")
+                click.echo(
+                    f"enviados {counts['sent']}, reintentos {counts['retry']}, "
+                    f"fallidos {counts['failed']}"
+                )
             if once:
                 if not any(counts.values()):
                     return  # drained: nothing more is due now
@@ -259,14 +261,18 @@ def delivery_senders(app: Flask) -> dict:
 
     def send_email(message: models.Message) -> None:
         mail_message = MailMessage(
-            subject=message.subject, recipients=[message.recipient],
-            body=message.body_text, html=message.body_html or None,
+            subject=message.subject,
+            recipients=[message.recipient],
+            body=message.body_text,
+            html=message.body_html or None,
         )
         with app.app_context():
             mail.send(mail_message)
 
     sms = notify.sms_sender(
-        app.config["SMS_BACKEND"], file=app.config["SMS_FILE"],
-        url=app.config["SMS_HTTP_URL"], token=app.config["SMS_HTTP_TOKEN"],
+        app.config["SMS_BACKEND"],
+        file=app.config["SMS_FILE"],
+        url=app.config["SMS_HTTP_URL"],
+        token=app.config["SMS_HTTP_TOKEN"],
     )
     return {models.Message.EMAIL: notify.smtp_sender(send_email), models.Message.SMS: sms}

@@ -66,9 +66,7 @@ class Afiliado(BaseModel):
 
     @classmethod
     def find(cls, tipo: str, numero: str) -> Afiliado | None:
-        return cls.get_or_none(
-            (cls.tipo_documento == tipo) & (cls.numero_documento == numero)
-        )
+        return cls.get_or_none((cls.tipo_documento == tipo) & (cls.numero_documento == numero))
 
     @property
     def nombre_completo(self) -> str:

@@ -7,20 +7,22 @@ from flask import Flask, Response, flash, g, make_response, redirect, request, s
 from blueprints.accounts import service as accounts
 from blueprints.web import login_manager
 
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "media-src 'self'",
-    "connect-src 'self'",
-    "font-src 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-    "object-src 'none'",
-    "report-uri /csp-report",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self'",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+        "report-uri /csp-report",
+    ]
+)
 
 
 def init_app(app: Flask) -> None:
@@ -33,9 +35,7 @@ def init_app(app: Flask) -> None:
         sid = session.get("sid")
         if not sid:
             return None
-        user = accounts.resolve_session(
-            user_token, sid, idle_minutes=app.config["IDLE_MINUTES"]
-        )
+        user = accounts.resolve_session(user_token, sid, idle_minutes=app.config["IDLE_MINUTES"])
         if user is None:
             g.session_ended = True
             session.clear()

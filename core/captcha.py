@@ -30,8 +30,9 @@ AUDIO_ALPHABET = "0123456789"
 IMAGE_SIZE = (200, 70)
 # The bundled DroidSansMono (Apache-2.0) ships with the captcha package.
 FONT_PATH = os.path.join(_CAPTCHA_DATA_DIR, "DroidSansMono.ttf")
-# Same layout captcha.audio uses: <dir>/<digit>/<any>.wav (English voice).
-DEFAULT_VOICE_DIR = _CAPTCHA_DATA_DIR
+# Spanish digits ("cero" … "nueve"), two voices, made for this project with
+# espeak-ng (see core/data/README.md); layout <dir>/<digit>/<any>.wav.
+DEFAULT_VOICE_DIR = Path(__file__).resolve().parent / "data" / "voz"
 
 _MAX_FONT_SIZE = 42
 _PNG_COLOURS = 16
@@ -109,9 +110,7 @@ def render_image(text: str, *, rng: random.Random | None = None) -> bytes:
     return out.getvalue()
 
 
-def _wave_columns(
-    image: Image.Image, background: tuple[int, ...], r: random.Random
-) -> Image.Image:
+def _wave_columns(image: Image.Image, background: tuple[int, ...], r: random.Random) -> Image.Image:
     """Shift each pixel column up or down along a sine wave."""
     # A gentle vertical wave breaks the straight baseline OCR relies on
     # without bending letters past what a person reads easily.
@@ -126,9 +125,7 @@ def _wave_columns(
     return waved
 
 
-def _draw_curve(
-    draw: ImageDraw.ImageDraw, ink: tuple[int, ...], r: random.Random
-) -> None:
+def _draw_curve(draw: ImageDraw.ImageDraw, ink: tuple[int, ...], r: random.Random) -> None:
     """Draw one wavy line across the text."""
     width, height = IMAGE_SIZE
     mid = height * r.uniform(0.45, 0.65)
@@ -210,9 +207,7 @@ def render_audio(
     track += [0.0] * int(rate * 0.3)
 
     noise = r.uniform(0.012, 0.02)
-    body = bytes(
-        max(0, min(255, round(128 + 127 * (v + r.gauss(0.0, noise))))) for v in track
-    )
+    body = bytes(max(0, min(255, round(128 + 127 * (v + r.gauss(0.0, noise))))) for v in track)
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -228,9 +223,7 @@ def _tone(rate: int, hz: float, seconds: float) -> list[float]:
     n = int(rate * seconds)
     fade = max(1, int(rate * 0.01))
     return [
-        0.35
-        * math.sin(2 * math.pi * hz * i / rate)
-        * min(1.0, i / fade, (n - 1 - i) / fade)
+        0.35 * math.sin(2 * math.pi * hz * i / rate) * min(1.0, i / fade, (n - 1 - i) / fade)
         for i in range(n)
     ]
 

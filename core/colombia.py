@@ -97,9 +97,7 @@ def normalize_document(tipo: str, numero: str) -> str:
         if tipo in _DROP_LEADING_ZEROS:
             compact = compact.lstrip("0")
         if not lo <= len(compact) <= hi:
-            raise ValueError(
-                f"Para {name}, el número debe tener entre {lo} y {hi} dígitos."
-            )
+            raise ValueError(f"Para {name}, el número debe tener entre {lo} y {hi} dígitos.")
         return compact
     lo, hi = _ALNUM_LENGTHS
     if not _ALNUM.fullmatch(compact) or not lo <= len(compact) <= hi:
@@ -111,9 +109,7 @@ def _normalize_nit(raw: str) -> str:
     """Validate a NIT with its check digit and return its digits."""
     compact = _SEPARATORS.sub("", raw).replace(",", "")
     if not compact.isascii() or not compact.isdigit():
-        raise ValueError(
-            "El NIT solo lleva números, con el dígito de verificación al final."
-        )
+        raise ValueError("El NIT solo lleva números, con el dígito de verificación al final.")
     try:
         return _nit.validate(compact.lstrip("0"))
     except InvalidChecksum:
@@ -195,9 +191,7 @@ def parse_date(value: str) -> date:
     try:
         return date(year, month, day)
     except ValueError:
-        raise ValueError(
-            f"La fecha {day:02d}/{month:02d}/{year:04d} no existe."
-        ) from None
+        raise ValueError(f"La fecha {day:02d}/{month:02d}/{year:04d} no existe.") from None
 
 
 def format_date(d: date) -> str:

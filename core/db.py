@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 
 from peewee import Database, SqliteDatabase
 from playhouse.db_url import connect, register_database
-from playhouse.postgres_ext import Psycopg3Database
+from playhouse.postgres_ext import PooledPsycopg3Database
 
-# psycopg 3 is the maintained driver; psycopg2 is not installed.
-register_database(Psycopg3Database, "postgres", "postgresql")
+# psycopg 3 is the maintained driver (psycopg2 is not installed). Pooled: a new
+# PostgreSQL connection per request costs more than the request itself.
+register_database(PooledPsycopg3Database, "postgres", "postgresql")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -33,7 +35,9 @@ def open_database(url: str) -> Database:
                 "synchronous": "normal",
             },
         )
-    return connect(url)
+    return connect(
+        url, max_connections=int(os.environ.get("DB_POOL_SIZE", "8")), stale_timeout=300, timeout=10
+    )
 
 
 def is_sqlite(database: Database) -> bool:
@@ -49,8 +53,9 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def init_schema(database: Database, models: list, version_model,
-                directory: Path = MIGRATIONS_DIR) -> list[int]:
+def init_schema(
+    database: Database, models: list, version_model, directory: Path = MIGRATIONS_DIR
+) -> list[int]:
     """Create a fresh schema, or apply the migrations an existing one lacks.
 
     A new database gets the tables of models.py as they are now and is stamped

@@ -80,30 +80,54 @@ def _afiliado(**values) -> dict:
 
 FIXED_AFILIADOS: tuple[dict, ...] = (
     _afiliado(
-        tipo_documento="CC", numero_documento="1000000001",
-        primer_nombre="ANA", segundo_nombre="MARÍA",
-        primer_apellido="PÉREZ", segundo_apellido="GÓMEZ",
-        fecha_nacimiento=date(1986, 4, 12), email="ana.perez@example.com",
-        celular="3104567821", telefono="6015551234", estado="ACTIVO", categoria="A",
-        empresa_nit=_nit(900514237), empresa_nombre="Comercializadora Andina S.A.S.",
-        empresa_estado="ACTIVA", fecha_ingreso_empresa=date(2015, 2, 2),
-        profesion="Contador público", conyuge_celular="3157894512",
-        conyuge_profesion="Ingeniero civil", conyuge_cargo="Jefe de mantenimiento",
+        tipo_documento="CC",
+        numero_documento="1000000001",
+        primer_nombre="ANA",
+        segundo_nombre="MARÍA",
+        primer_apellido="PÉREZ",
+        segundo_apellido="GÓMEZ",
+        fecha_nacimiento=date(1986, 4, 12),
+        email="ana.perez@example.com",
+        celular="3104567821",
+        telefono="6015551234",
+        estado="ACTIVO",
+        categoria="A",
+        empresa_nit=_nit(900514237),
+        empresa_nombre="Comercializadora Andina S.A.S.",
+        empresa_estado="ACTIVA",
+        fecha_ingreso_empresa=date(2015, 2, 2),
+        profesion="Contador público",
+        conyuge_celular="3157894512",
+        conyuge_profesion="Ingeniero civil",
+        conyuge_cargo="Jefe de mantenimiento",
     ),
     _afiliado(
-        tipo_documento="CC", numero_documento="1000000002",
-        primer_nombre="CARLOS", segundo_nombre="ANDRÉS",
-        primer_apellido="RODRÍGUEZ", segundo_apellido="LÓPEZ",
-        celular="3209876543", estado="ACTIVO", categoria="A",
+        tipo_documento="CC",
+        numero_documento="1000000002",
+        primer_nombre="CARLOS",
+        segundo_nombre="ANDRÉS",
+        primer_apellido="RODRÍGUEZ",
+        segundo_apellido="LÓPEZ",
+        celular="3209876543",
+        estado="ACTIVO",
+        categoria="A",
     ),
     _afiliado(
-        tipo_documento="CC", numero_documento="1000000003",
-        primer_nombre="LUISA", segundo_nombre="FERNANDA",
-        primer_apellido="MARTÍNEZ", segundo_apellido="RUIZ",
-        fecha_nacimiento=date(1990, 9, 21), email="afiliada@hanna.test",
-        celular="3126543210", estado="ACTIVO", categoria="B",
-        empresa_nit=_nit(830047519), empresa_nombre="Inversiones del Norte Ltda.",
-        empresa_estado="ACTIVA", fecha_ingreso_empresa=date(2019, 7, 15),
+        tipo_documento="CC",
+        numero_documento="1000000003",
+        primer_nombre="LUISA",
+        segundo_nombre="FERNANDA",
+        primer_apellido="MARTÍNEZ",
+        segundo_apellido="RUIZ",
+        fecha_nacimiento=date(1990, 9, 21),
+        email="afiliada@hanna.test",
+        celular="3126543210",
+        estado="ACTIVO",
+        categoria="B",
+        empresa_nit=_nit(830047519),
+        empresa_nombre="Inversiones del Norte Ltda.",
+        empresa_estado="ACTIVA",
+        fecha_ingreso_empresa=date(2019, 7, 15),
         profesion="Psicólogo",
     ),
 )
@@ -115,18 +139,30 @@ FIXED_PURPOSE = {
 
 FIXED_USERS: tuple[dict, ...] = (
     {
-        "email": "juan.torres@hanna.test", "tipo_documento": "CC", "numero_documento": "1000000099",
-        "primer_nombre": "JUAN", "segundo_nombre": "CAMILO",
-        "primer_apellido": "TORRES", "segundo_apellido": "RESTREPO",
-        "celular": "3015550199", "telefono": "", "fecha_nacimiento": date(1992, 11, 3),
+        "email": "juan.torres@hanna.test",
+        "tipo_documento": "CC",
+        "numero_documento": "1000000099",
+        "primer_nombre": "JUAN",
+        "segundo_nombre": "CAMILO",
+        "primer_apellido": "TORRES",
+        "segundo_apellido": "RESTREPO",
+        "celular": "3015550199",
+        "telefono": "",
+        "fecha_nacimiento": date(1992, 11, 3),
         "afiliado": None,
         "purpose": "Usuario Hanna activo, no afiliado.",
     },
     {
-        "email": "afiliada@hanna.test", "tipo_documento": "CC", "numero_documento": "1000000003",
-        "primer_nombre": "LUISA", "segundo_nombre": "FERNANDA",
-        "primer_apellido": "MARTÍNEZ", "segundo_apellido": "RUIZ",
-        "celular": "3126543210", "telefono": "", "fecha_nacimiento": date(1990, 9, 21),
+        "email": "afiliada@hanna.test",
+        "tipo_documento": "CC",
+        "numero_documento": "1000000003",
+        "primer_nombre": "LUISA",
+        "segundo_nombre": "FERNANDA",
+        "primer_apellido": "MARTÍNEZ",
+        "segundo_apellido": "RUIZ",
+        "celular": "3126543210",
+        "telefono": "",
+        "fecha_nacimiento": date(1990, 9, 21),
         "afiliado": ("CC", "1000000003"),
         "purpose": "Usuario Hanna activo, afiliado (CC 1000000003).",
     },
@@ -252,8 +288,12 @@ def _upsert_user(spec: dict, password_hash: str, now) -> bool:
     values = {k: v for k, v in spec.items() if k not in ("purpose", "afiliado")}
     values["afiliado"] = Afiliado.find(*spec["afiliado"]) if spec["afiliado"] else None
     values.update(
-        password_hash=password_hash, status=User.ACTIVE, quiz_failures=0,
-        failed_logins=0, login_blocked_until=None, blocked_at=None,
+        password_hash=password_hash,
+        status=User.ACTIVE,
+        quiz_failures=0,
+        failed_logins=0,
+        login_blocked_until=None,
+        blocked_at=None,
     )
     user = User.by_email(spec["email"]) or User.get_or_none(
         (User.tipo_documento == spec["tipo_documento"])
@@ -283,8 +323,9 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
             "tipo_documento": r["tipo_documento"],
             "numero_documento": r["numero_documento"],
             "nombre": " ".join(
-                r[k] for k in ("primer_nombre", "segundo_nombre", "primer_apellido",
-                               "segundo_apellido") if r[k]
+                r[k]
+                for k in ("primer_nombre", "segundo_nombre", "primer_apellido", "segundo_apellido")
+                if r[k]
             ),
             "purpose": FIXED_PURPOSE[r["numero_documento"]],
         }
@@ -292,8 +333,10 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
     ]
     credentials = [
         {
-            "email": u["email"], "password": DEMO_PASSWORD,
-            "tipo_documento": u["tipo_documento"], "numero_documento": u["numero_documento"],
+            "email": u["email"],
+            "password": DEMO_PASSWORD,
+            "tipo_documento": u["tipo_documento"],
+            "numero_documento": u["numero_documento"],
             "purpose": u["purpose"],
         }
         for u in FIXED_USERS

@@ -133,9 +133,7 @@ def import_afiliados(path: str | Path) -> ImportReport:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        report.rejected.append(
-            (line, "el archivo no está en UTF-8; guárdelo como «CSV UTF-8».")
-        )
+        report.rejected.append((line, "el archivo no está en UTF-8; guárdelo como «CSV UTF-8»."))
         return report
 
     rows = _parse(text, report)
@@ -144,7 +142,10 @@ def import_afiliados(path: str | Path) -> ImportReport:
             report.created, report.updated = upsert_afiliados(rows)
     log.info(
         "import afiliados: %d accepted, %d created, %d updated, %d rejected",
-        report.accepted, report.created, report.updated, len(report.rejected),
+        report.accepted,
+        report.created,
+        report.updated,
+        len(report.rejected),
     )
     return report
 
@@ -174,10 +175,15 @@ def _parse(text: str, report: ImportReport) -> list[dict]:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                report.rejected.append((line, (
-                    f"la fila tiene {len(values)} campos y el encabezado {len(header)}; "
-                    "revise el separador y las comillas."
-                )))
+                report.rejected.append(
+                    (
+                        line,
+                        (
+                            f"la fila tiene {len(values)} campos y el encabezado {len(header)}; "
+                            "revise el separador y las comillas."
+                        ),
+                    )
+                )
                 continue
             row, problems = clean_row({c: values[i] for c, i in index.items()})
             key = (row.get("tipo_documento"), row.get("numero_documento"))
@@ -230,8 +236,10 @@ def clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
     tipo = _collapse(values.get("tipo_documento", "")).upper()
     if tipo not in DOCUMENT_TYPES:
         if tipo:
-            problem("tipo_documento", f"«{tipo}» no es un tipo de documento válido "
-                    f"({', '.join(DOCUMENT_TYPES)}).")
+            problem(
+                "tipo_documento",
+                f"«{tipo}» no es un tipo de documento válido ({', '.join(DOCUMENT_TYPES)}).",
+            )
         else:
             problem("tipo_documento", "es obligatorio.")
     else:

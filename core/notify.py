@@ -42,7 +42,10 @@ class PermanentFailure(Exception):
 def queue_email(to: str, subject: str, text: str, html: str = "") -> Message:
     """Store an e-mail for delivery (call inside the causing transaction)."""
     return Message.create(
-        channel=Message.EMAIL, recipient=to, subject=subject, body_text=text,
+        channel=Message.EMAIL,
+        recipient=to,
+        subject=subject,
+        body_text=text,
         body_html=html,
     )
 
@@ -103,20 +106,23 @@ def deliver_due(senders: dict[str, Callable[[Message], None]], limit: int = 100)
         except PermanentFailure as exc:
             _finish(message_id, Message.FAILED, attempts, str(exc))
             counts["failed"] += 1
-        except Exception as exc:  # noqa: BLE001 - any transport error is retried
+        except Exception as exc:
             if attempts >= MAX_ATTEMPTS:
                 _finish(message_id, Message.FAILED, attempts, type(exc).__name__)
                 counts["failed"] += 1
             else:
                 Message.update(
-                    status=Message.PENDING, attempts=attempts, claimed_until=None,
+                    status=Message.PENDING,
+                    attempts=attempts,
+                    claimed_until=None,
                     next_attempt_at=utcnow() + retry_delay(attempts),
                     last_error=f"{type(exc).__name__}: {exc}"[:300],
                 ).where(Message.id == message_id).execute()
                 counts["retry"] += 1
             # Log the id, never the address or the body.
-            log.warning("message %s not sent (attempt %s): %s", message_id,
-                        attempts, type(exc).__name__)
+            log.warning(
+                "message %s not sent (attempt %s): %s", message_id, attempts, type(exc).__name__
+            )
         else:
             _finish(message_id, Message.SENT, attempts, "")
             counts["sent"] += 1
@@ -125,7 +131,10 @@ def deliver_due(senders: dict[str, Callable[[Message], None]], limit: int = 100)
 
 def _finish(message_id: int, status: str, attempts: int, error: str) -> None:
     Message.update(
-        status=status, attempts=attempts, claimed_until=None, last_error=error[:300],
+        status=status,
+        attempts=attempts,
+        claimed_until=None,
+        last_error=error[:300],
         sent_at=utcnow() if status == Message.SENT else None,
     ).where(Message.id == message_id).execute()
 
@@ -146,40 +155,50 @@ def smtp_sender(send: Callable[[Message], None]) -> Callable[[Message], None]:
     return deliver
 
 
-def sms_sender(backend: str, *, file: str = "", url: str = "", token: str = "",
-               timeout: float = 10) -> Callable[[Message], None]:
+def sms_sender(
+    backend: str, *, file: str = "", url: str = "", token: str = "", timeout: float = 10
+) -> Callable[[Message], None]:
     """Return the SMS gateway named by SMS_BACKEND: console, file or http."""
     if backend == "console":
+
         def to_console(message: Message) -> None:
             print(f"SMS para {message.recipient}: {message.body_text}", flush=True)
+
         return to_console
     if backend == "file":
         path = Path(file or "instance/sms.jsonl")
 
         def to_file(message: Message) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            line = {"to": message.recipient, "body": message.body_text,
-                    "id": message.id, "at": utcnow().isoformat()}
+            line = {
+                "to": message.recipient,
+                "body": message.body_text,
+                "id": message.id,
+                "at": utcnow().isoformat(),
+            }
             with path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
+
         return to_file
     if backend == "http":
-        if not url:
-            raise ValueError("SMS_BACKEND=http necesita SMS_HTTP_URL")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("SMS_BACKEND=http necesita SMS_HTTP_URL (http:// o https://)")
 
         def to_http(message: Message) -> None:
             body = json.dumps({"to": message.recipient, "body": message.body_text})
-            request = urllib.request.Request(
-                url, data=body.encode(), method="POST",
-                headers={"Content-Type": "application/json",
-                         "Authorization": f"Bearer {token}"},
+            request = urllib.request.Request(  # noqa: S310 - scheme checked above
+                url,
+                data=body.encode(),
+                method="POST",
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             )
             try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
+                with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                     response.read()
             except urllib.error.HTTPError as exc:
                 if 400 <= exc.code < 500 and exc.code != 429:
                     raise PermanentFailure(f"pasarela SMS {exc.code}") from exc
                 raise
+
         return to_http
     raise ValueError(f"SMS_BACKEND desconocido: {backend}")

@@ -162,14 +162,10 @@ def make_hasher(
     time_cost: int = 2, memory_cost: int = 19456, parallelism: int = 1
 ) -> PasswordHasher:
     """Build an argon2id hasher; the defaults are OWASP's minimum (19 MiB, t=2, p=1)."""
-    return PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
-    )
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
 
 
-def configure(
-    time_cost: int = 2, memory_cost: int = 19456, parallelism: int = 1
-) -> None:
+def configure(time_cost: int = 2, memory_cost: int = 19456, parallelism: int = 1) -> None:
     """Set the module's hasher parameters (tests use cheap ones)."""
     global _hasher, _dummy_hash
     _hasher = make_hasher(time_cost, memory_cost, parallelism)

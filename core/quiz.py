@@ -21,37 +21,118 @@ OPTIONS_PER_QUESTION = 4
 MIN_KNOWN_ANSWERS = 3
 
 PROFESSIONS = (
-    "Abogado", "Administrador de empresas", "Auxiliar administrativo",
-    "Auxiliar contable", "Auxiliar de enfermería", "Bacteriólogo", "Cajero",
-    "Comerciante", "Conductor", "Contador público", "Docente", "Economista",
-    "Electricista", "Enfermero", "Estilista", "Fisioterapeuta", "Ingeniero civil",
-    "Ingeniero de sistemas", "Ingeniero industrial", "Licenciado en educación",
-    "Mecánico", "Médico general", "Mensajero", "Odontólogo", "Operario",
-    "Psicólogo", "Secretaria", "Servicios generales", "Técnico en sistemas",
-    "Tecnólogo en logística", "Vendedor", "Vigilante", "Ama de casa",
-    "Trabajador social", "Chef", "Diseñador gráfico", "Agrónomo", "Arquitecto",
+    "Abogado",
+    "Administrador de empresas",
+    "Auxiliar administrativo",
+    "Auxiliar contable",
+    "Auxiliar de enfermería",
+    "Bacteriólogo",
+    "Cajero",
+    "Comerciante",
+    "Conductor",
+    "Contador público",
+    "Docente",
+    "Economista",
+    "Electricista",
+    "Enfermero",
+    "Estilista",
+    "Fisioterapeuta",
+    "Ingeniero civil",
+    "Ingeniero de sistemas",
+    "Ingeniero industrial",
+    "Licenciado en educación",
+    "Mecánico",
+    "Médico general",
+    "Mensajero",
+    "Odontólogo",
+    "Operario",
+    "Psicólogo",
+    "Secretaria",
+    "Servicios generales",
+    "Técnico en sistemas",
+    "Tecnólogo en logística",
+    "Vendedor",
+    "Vigilante",
+    "Ama de casa",
+    "Trabajador social",
+    "Chef",
+    "Diseñador gráfico",
+    "Agrónomo",
+    "Arquitecto",
 )
 
 JOB_TITLES = (
-    "Analista contable", "Asesor comercial", "Auxiliar de bodega",
-    "Auxiliar de cocina", "Cajero principal", "Coordinador de compras",
-    "Coordinador de talento humano", "Director administrativo",
-    "Ejecutivo de cuenta", "Jefe de mantenimiento", "Líder de proyectos",
-    "Operador de planta", "Patrullero", "Profesional de gestión",
-    "Recepcionista", "Supervisor de turno", "Técnico de soporte",
-    "Vendedor de mostrador", "Conductor de reparto", "Docente de primaria",
+    "Analista contable",
+    "Asesor comercial",
+    "Auxiliar de bodega",
+    "Auxiliar de cocina",
+    "Cajero principal",
+    "Coordinador de compras",
+    "Coordinador de talento humano",
+    "Director administrativo",
+    "Ejecutivo de cuenta",
+    "Jefe de mantenimiento",
+    "Líder de proyectos",
+    "Operador de planta",
+    "Patrullero",
+    "Profesional de gestión",
+    "Recepcionista",
+    "Supervisor de turno",
+    "Técnico de soporte",
+    "Vendedor de mostrador",
+    "Conductor de reparto",
+    "Docente de primaria",
 )
 
 COMPANY_WORDS = (
-    ("Distribuidora", "Comercializadora", "Inversiones", "Servicios",
-     "Industrias", "Transportes", "Construcciones", "Soluciones"),
-    ("del Caribe", "Andina", "del Norte", "Costera", "Integral", "Nacional",
-     "La Esperanza", "El Prado", "Santa Marta", "del Magdalena"),
+    (
+        "Distribuidora",
+        "Comercializadora",
+        "Inversiones",
+        "Servicios",
+        "Industrias",
+        "Transportes",
+        "Construcciones",
+        "Soluciones",
+    ),
+    (
+        "del Caribe",
+        "Andina",
+        "del Norte",
+        "Costera",
+        "Integral",
+        "Nacional",
+        "La Esperanza",
+        "El Prado",
+        "Santa Marta",
+        "del Magdalena",
+    ),
     ("S.A.S.", "Ltda.", "S.A."),
 )
 
-MOBILE_PREFIXES = (300, 301, 302, 304, 305, 310, 311, 312, 313, 314, 315, 316,
-                   317, 318, 319, 320, 321, 322, 323, 350, 351)
+MOBILE_PREFIXES = (
+    300,
+    301,
+    302,
+    304,
+    305,
+    310,
+    311,
+    312,
+    313,
+    314,
+    315,
+    316,
+    317,
+    318,
+    319,
+    320,
+    321,
+    322,
+    323,
+    350,
+    351,
+)
 
 
 @dataclass(frozen=True)
@@ -68,22 +149,43 @@ class Kind:
 
 
 KINDS = (
-    Kind("profesion", "¿Cuál es la profesión del afiliado?", "profesion", "text",
-         PROFESSIONS),
-    Kind("conyuge_celular", "¿Cuál es el número celular del cónyuge del afiliado?",
-         "conyuge_celular", "phone"),
-    Kind("conyuge_profesion", "¿Cuál es la profesión del cónyuge del afiliado?",
-         "conyuge_profesion", "text", PROFESSIONS),
-    Kind("fecha_ingreso", "¿Cuál es la fecha de ingreso a la empresa del afiliado?",
-         "fecha_ingreso_empresa", "date", optional=False),
-    Kind("conyuge_cargo", "¿Cuál es el cargo actual del cónyuge del afiliado?",
-         "conyuge_cargo", "text", JOB_TITLES),
-    Kind("fecha_nacimiento", "¿Cuál es su fecha de nacimiento?", "fecha_nacimiento",
-         "date", optional=False),
-    Kind("celular", "¿Cuál es su número celular registrado en la Caja?", "celular",
-         "phone"),
-    Kind("empresa", "¿Cuál es el nombre de la empresa donde trabaja?",
-         "empresa_nombre", "text"),
+    Kind("profesion", "¿Cuál es la profesión del afiliado?", "profesion", "text", PROFESSIONS),
+    Kind(
+        "conyuge_celular",
+        "¿Cuál es el número celular del cónyuge del afiliado?",
+        "conyuge_celular",
+        "phone",
+    ),
+    Kind(
+        "conyuge_profesion",
+        "¿Cuál es la profesión del cónyuge del afiliado?",
+        "conyuge_profesion",
+        "text",
+        PROFESSIONS,
+    ),
+    Kind(
+        "fecha_ingreso",
+        "¿Cuál es la fecha de ingreso a la empresa del afiliado?",
+        "fecha_ingreso_empresa",
+        "date",
+        optional=False,
+    ),
+    Kind(
+        "conyuge_cargo",
+        "¿Cuál es el cargo actual del cónyuge del afiliado?",
+        "conyuge_cargo",
+        "text",
+        JOB_TITLES,
+    ),
+    Kind(
+        "fecha_nacimiento",
+        "¿Cuál es su fecha de nacimiento?",
+        "fecha_nacimiento",
+        "date",
+        optional=False,
+    ),
+    Kind("celular", "¿Cuál es su número celular registrado en la Caja?", "celular", "phone"),
+    Kind("empresa", "¿Cuál es el nombre de la empresa donde trabaja?", "empresa_nombre", "text"),
 )
 
 
@@ -135,12 +237,17 @@ def build_question(kind: Kind, afiliado: Any, rng: random.Random) -> dict:
         labels.setdefault(label.casefold(), label)
     options = list(labels.values())
     rng.shuffle(options)
-    return {"key": kind.key, "text": kind.text, "options": options,
-            "answer": options.index(right_label)}
+    return {
+        "key": kind.key,
+        "text": kind.text,
+        "options": options,
+        "answer": options.index(right_label),
+    }
 
 
-def draw(afiliado: Any, rng: random.Random | None = None,
-         avoid: frozenset[str] = frozenset()) -> list[dict]:
+def draw(
+    afiliado: Any, rng: random.Random | None = None, avoid: frozenset[str] = frozenset()
+) -> list[dict]:
     """Draw a quiz: questions with real answers first, fresh ones before `avoid`."""
     rng = rng or random.SystemRandom()
     pool = [k for k in KINDS if k.optional or _value(afiliado, k)]

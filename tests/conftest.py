@@ -43,19 +43,21 @@ def _make_app(tmp_path, **over):
         admin = dbmod.open_database(os.environ["DATABASE_URL"])
         admin.execute_sql(f"CREATE SCHEMA {schema}")
         admin.close()
-    app = create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test-secret",
-        "DATABASE_URL": url,
-        "WTF_CSRF_ENABLED": False,
-        "PASSWORD_HASH": CHEAP_HASH,
-        "RATELIMIT_ENABLED": False,
-        "BASE_URL": "http://localhost",
-        "CAPTCHA": "off",
-        "SMS_BACKEND": "file",
-        "SMS_FILE": str(tmp_path / "sms.jsonl"),
-        **over,
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "DATABASE_URL": url,
+            "WTF_CSRF_ENABLED": False,
+            "PASSWORD_HASH": CHEAP_HASH,
+            "RATELIMIT_ENABLED": False,
+            "BASE_URL": "http://localhost",
+            "CAPTCHA": "off",
+            "SMS_BACKEND": "file",
+            "SMS_FILE": str(tmp_path / "sms.jsonl"),
+            **over,
+        }
+    )
     with app.app_context():
         models.db.connect(reuse_if_open=True)
         dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
@@ -63,6 +65,8 @@ def _make_app(tmp_path, **over):
     yield app
     if not models.db.is_closed():
         models.db.close()
+    if hasattr(models.db.obj, "close_all"):
+        models.db.obj.close_all()  # pooled PostgreSQL: give the connections back
     if schema:
         admin = dbmod.open_database(os.environ["DATABASE_URL"])
         admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
@@ -111,7 +115,9 @@ def outbox(app):
 
         def last_link(self, path="/activar/"):
             for message in reversed(self.all("email")):
-                found = re.search(r"https?://[^/\s]+(" + re.escape(path) + r"\S+)", message.body_text)
+                found = re.search(
+                    r"https?://[^/\s]+(" + re.escape(path) + r"\S+)", message.body_text
+                )
                 if found:
                     return found.group(1)
             raise AssertionError("no link in the outbox")

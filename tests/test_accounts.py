@@ -31,9 +31,13 @@ def register(client, **over) -> tuple[dict, object]:
 
 
 def answers_for(db, user) -> dict:
-    attempt = QuizAttempt.select().where(QuizAttempt.user == user).order_by(QuizAttempt.id.desc()).first()
-    return {"intento": str(attempt.id),
-            **{q["key"]: str(q["answer"]) for q in json.loads(attempt.questions)}}
+    attempt = (
+        QuizAttempt.select().where(QuizAttempt.user == user).order_by(QuizAttempt.id.desc()).first()
+    )
+    return {
+        "intento": str(attempt.id),
+        **{q["key"]: str(q["answer"]) for q in json.loads(attempt.questions)},
+    }
 
 
 # --- pages ---------------------------------------------------------------------
@@ -42,7 +46,13 @@ def answers_for(db, user) -> dict:
 def test_login_page_shows_the_manual_words(client):
     page = client.get("/")
     assert page.status_code == 200
-    for words in ("Iniciar Sesión", "Email", "Contraseña", "Crear Cuenta Nueva", "Descubrelo Ahora"):
+    for words in (
+        "Iniciar Sesión",
+        "Email",
+        "Contraseña",
+        "Crear Cuenta Nueva",
+        "Descubrelo Ahora",
+    ):
         assert words in page.text
 
 
@@ -57,9 +67,17 @@ def test_login_partial_for_htmx_varies_on_hx_request(client, htmx):
 def test_registration_form_has_the_three_blocks_and_captcha(app, client):
     app.config["CAPTCHA"] = "image"
     page = client.get("/registro").text
-    for words in ("Datos afiliados", "Datos de recuperación de cuenta", "Contraseña",
-                  "Cédula / Nit (Con dígito de verificación)", "Fecha Nacimiento / Fecha Especial",
-                  "Mínimo 8 caracteres.", "Crear Nuevo Usuario", "Refrescar", "audio"):
+    for words in (
+        "Datos afiliados",
+        "Datos de recuperación de cuenta",
+        "Contraseña",
+        "Cédula / Nit (Con dígito de verificación)",
+        "Fecha Nacimiento / Fecha Especial",
+        "Mínimo 8 caracteres.",
+        "Crear Nuevo Usuario",
+        "Refrescar",
+        "audio",
+    ):
         assert words in page
     assert re.search(r'src="/captcha/[\w-]+\.png"', page)
 
@@ -69,8 +87,11 @@ def test_registration_form_has_the_three_blocks_and_captcha(app, client):
 
 def test_lookup_partial_fills_names_and_estado(db, client, htmx):
     afiliado = make_afiliado()
-    response = client.post("/registro/consulta", headers=htmx, data={
-        "tipo_documento": "CC", "numero_documento": afiliado.numero_documento})
+    response = client.post(
+        "/registro/consulta",
+        headers=htmx,
+        data={"tipo_documento": "CC", "numero_documento": afiliado.numero_documento},
+    )
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<div id="datos-afiliado"')
     assert 'value="ANA"' in response.text and 'value="ACTIVO"' in response.text
@@ -83,26 +104,36 @@ def test_lookup_partial_fills_names_and_estado(db, client, htmx):
 
 def test_lookup_without_js_rerenders_the_whole_form(db, client):
     afiliado = make_afiliado()
-    page = client.post("/registro/consulta", data={
-        "tipo_documento": "CC", "numero_documento": afiliado.numero_documento})
+    page = client.post(
+        "/registro/consulta",
+        data={"tipo_documento": "CC", "numero_documento": afiliado.numero_documento},
+    )
     assert page.status_code == 200
     assert "<html" in page.text and "Crear Nuevo Usuario" in page.text
     assert 'value="PÉREZ"' in page.text and f'value="{afiliado.numero_documento}"' in page.text
 
 
 def test_lookup_of_unknown_document_says_not_affiliated(db, client, htmx):
-    response = client.post("/registro/consulta", headers=htmx,
-                           data={"tipo_documento": "CC", "numero_documento": "99887766"})
+    response = client.post(
+        "/registro/consulta",
+        headers=htmx,
+        data={"tipo_documento": "CC", "numero_documento": "99887766"},
+    )
     assert 'value="No afiliado"' in response.text
 
 
-@pytest.mark.parametrize("tipo, numero, message", [
-    ("NI", "890102044-2", "dígito de verificación"),
-    ("CC", "12ab", ""),
-    ("CC", "", "Este campo es obligatorio."),
-])
+@pytest.mark.parametrize(
+    "tipo, numero, message",
+    [
+        ("NI", "890102044-2", "dígito de verificación"),
+        ("CC", "12ab", ""),
+        ("CC", "", "Este campo es obligatorio."),
+    ],
+)
 def test_lookup_rejects_bad_documents_next_to_the_field(db, client, tipo, numero, message):
-    page = client.post("/registro/consulta", data={"tipo_documento": tipo, "numero_documento": numero})
+    page = client.post(
+        "/registro/consulta", data={"tipo_documento": tipo, "numero_documento": numero}
+    )
     assert page.status_code == 422
     assert 'class="error"' in page.text
     assert message in page.text
@@ -110,27 +141,34 @@ def test_lookup_rejects_bad_documents_next_to_the_field(db, client, tipo, numero
 
 def test_lookup_is_rate_limited(limited_app):
     client = limited_app.test_client()
-    codes = [client.post("/registro/consulta", data={"tipo_documento": "CC",
-             "numero_documento": "123456"}).status_code for _ in range(11)]
+    codes = [
+        client.post(
+            "/registro/consulta", data={"tipo_documento": "CC", "numero_documento": "123456"}
+        ).status_code
+        for _ in range(11)
+    ]
     assert codes[-1] == 429 and 429 not in codes[:10]
 
 
 # --- registration validation ------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("celular", "2001234567", "celular colombiano"),
-    ("celular", "", "Este campo es obligatorio."),
-    ("email", "no-es-correo", "correo electrónico válido"),
-    ("fecha_nacimiento", "1990-13-45", "fecha"),
-    ("fecha_nacimiento", "31/02/1990", "no existe"),
-    ("confirm", "Otra-Clave-99", "no coinciden"),
-    ("password", "corta1A", "mínimo 8"),
-    ("password", "todominuscula1", "mayúscula"),
-    ("password", "Password123", "muy común"),
-    ("numero_documento", "", "Este campo es obligatorio."),
-    ("primer_nombre", "", "Este campo es obligatorio."),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("celular", "2001234567", "celular colombiano"),
+        ("celular", "", "Este campo es obligatorio."),
+        ("email", "no-es-correo", "correo electrónico válido"),
+        ("fecha_nacimiento", "1990-13-45", "fecha"),
+        ("fecha_nacimiento", "31/02/1990", "no existe"),
+        ("confirm", "Otra-Clave-99", "no coinciden"),
+        ("password", "corta1A", "mínimo 8"),
+        ("password", "todominuscula1", "mayúscula"),
+        ("password", "Password123", "muy común"),
+        ("numero_documento", "", "Este campo es obligatorio."),
+        ("primer_nombre", "", "Este campo es obligatorio."),
+    ],
+)
 def test_registration_shows_spanish_errors_and_keeps_input(db, client, field, value, message):
     form = registration_form(**{field: value})
     if field == "password":
@@ -205,14 +243,20 @@ def test_create_user_saves_inactive_account_and_queues_activation_mail(db, clien
 def test_create_user_over_htmx_redirects_with_hx_redirect(db, client, htmx):
     form = registration_form()
     confirm = client.post("/registro", data=form, headers=htmx)
-    done = client.post("/registro", data={**form, "confirmacion": ticket_of(confirm.text)}, headers=htmx)
+    done = client.post(
+        "/registro", data={**form, "confirmacion": ticket_of(confirm.text)}, headers=htmx
+    )
     assert done.status_code == 204 and done.headers["HX-Redirect"].endswith("/registro/guardado")
 
 
 def test_affiliate_names_come_from_the_caja_data(db, client):
     afiliado = make_afiliado()
-    form, _ = register(client, numero_documento=afiliado.numero_documento,
-                       primer_nombre="Falso", primer_apellido="Nombre")
+    form, _ = register(
+        client,
+        numero_documento=afiliado.numero_documento,
+        primer_nombre="Falso",
+        primer_apellido="Nombre",
+    )
     user = User.by_email(form["email"])
     assert (user.primer_nombre, user.afiliado_id) == ("ANA", afiliado.id)
 
@@ -227,7 +271,9 @@ def test_tampered_confirmation_creates_nothing(db, client):
 def test_confirmation_is_bound_to_the_data_confirmed(db, client):
     form = registration_form()
     ticket = ticket_of(client.post("/registro", data=form).text)
-    page = client.post("/registro", data={**form, "email": "otra@example.com", "confirmacion": ticket})
+    page = client.post(
+        "/registro", data={**form, "email": "otra@example.com", "confirmacion": ticket}
+    )
     assert page.status_code == 422 and User.select().count() == 0
 
 
@@ -275,7 +321,9 @@ def test_expired_activation_link_says_so(db, client, outbox, monkeypatch):
 
 def test_forged_activation_link_is_refused(db, client):
     user = make_user(status=User.PENDING)
-    forged = tokens.make_token("otro-secreto", tokens.ACTIVATION, {"u": user.id, "n": user.activation_nonce})
+    forged = tokens.make_token(
+        "otro-secreto", tokens.ACTIVATION, {"u": user.id, "n": user.activation_nonce}
+    )
     assert client.get(f"/activar/{forged}").status_code == 410
 
 
@@ -357,7 +405,9 @@ def test_no_recuerdo_sends_a_code_to_the_mobile_on_file(db, client, outbox):
     sms = outbox.all("sms")[-1]
     assert sms.recipient == "3157654321"  # the Caja's number, not the one typed in the form
     code = re.search(r"\b(\d{6})\b", sms.body_text).group(1)
-    wrong = client.post(f"{link}/codigo", data={"codigo": "000000" if code != "000000" else "111111"})
+    wrong = client.post(
+        f"{link}/codigo", data={"codigo": "000000" if code != "000000" else "111111"}
+    )
     assert wrong.status_code == 422 and "no es correcto" in wrong.text
     done = client.post(f"{link}/codigo", data={"codigo": code})
     assert done.status_code == 303
@@ -373,9 +423,18 @@ def test_code_cannot_be_resent_within_a_minute(db, client, outbox):
 
 
 def test_thin_data_goes_straight_to_the_code(db, client, outbox):
-    _, link = affiliate_pending(db, client, outbox, profesion="", conyuge_celular="",
-                                conyuge_profesion="", conyuge_cargo="", fecha_ingreso_empresa=None,
-                                empresa_nombre="", fecha_nacimiento=None)
+    _, link = affiliate_pending(
+        db,
+        client,
+        outbox,
+        profesion="",
+        conyuge_celular="",
+        conyuge_profesion="",
+        conyuge_cargo="",
+        fecha_ingreso_empresa=None,
+        empresa_nombre="",
+        fecha_nacimiento=None,
+    )
     page = client.get(link).text
     assert "no tiene suficientes datos" in page and "Enviar código" in page
 
@@ -393,10 +452,13 @@ def test_login_and_logout(db, client):
     assert client.get("/inicio").status_code == 302
 
 
-@pytest.mark.parametrize("email, password", [
-    ("persona@example.com", "Mala-Clave-1"),  # unknown account
-    (None, "Mala-Clave-1"),                     # wrong password
-])
+@pytest.mark.parametrize(
+    "email, password",
+    [
+        ("persona@example.com", "Mala-Clave-1"),  # unknown account
+        (None, "Mala-Clave-1"),  # wrong password
+    ],
+)
 def test_every_login_failure_looks_the_same(db, client, email, password):
     user = make_user()
     page = client.post("/", data={"email": email or user.email, "password": password})
@@ -453,10 +515,15 @@ def test_htmx_request_without_session_gets_401_with_redirect(client, htmx):
     assert response.status_code == 401 and response.headers["HX-Redirect"].startswith("/?next=")
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/inicio", "/inicio"), ("https://evil.example/", "/inicio"), ("//evil.example", "/inicio"),
-    ("/\\evil.example", "/inicio"),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/inicio", "/inicio"),
+        ("https://evil.example/", "/inicio"),
+        ("//evil.example", "/inicio"),
+        ("/\\evil.example", "/inicio"),
+    ],
+)
 def test_next_only_goes_to_this_site(db, client, target, expected):
     user = make_user()
     done = client.post(f"/?next={target}", data={"email": user.email, "password": PASSWORD})

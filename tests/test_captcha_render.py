@@ -42,9 +42,7 @@ def test_new_audio_code_has_length_and_digits(length):
 
 
 def test_given_rng_makes_texts_repeatable():
-    assert captcha.new_text(rng=random.Random(7)) == captcha.new_text(
-        rng=random.Random(7)
-    )
+    assert captcha.new_text(rng=random.Random(7)) == captcha.new_text(rng=random.Random(7))
     assert captcha.new_audio_code(rng=random.Random(7)) == captcha.new_audio_code(
         rng=random.Random(7)
     )

@@ -142,10 +142,7 @@ def test_normalize_mobile_returns_ten_national_digits(value):
 def test_normalize_mobile_rejects(value):
     with pytest.raises(ValueError) as err:
         normalize_mobile(value)
-    assert (
-        str(err.value)
-        == "Ingrese un número celular colombiano de 10 dígitos que empiece por 3."
-    )
+    assert str(err.value) == "Ingrese un número celular colombiano de 10 dígitos que empiece por 3."
 
 
 @pytest.mark.parametrize(
@@ -221,9 +218,7 @@ def test_parse_date_rejects_other_formats(value):
     assert str(err.value) == "Escriba la fecha como dd/mm/aaaa."
 
 
-@pytest.mark.parametrize(
-    "value", ["31/02/2024", "29/02/2023", "2024-13-01", "00/01/2024"]
-)
+@pytest.mark.parametrize("value", ["31/02/2024", "29/02/2023", "2024-13-01", "00/01/2024"])
 def test_parse_date_rejects_impossible_dates(value):
     with pytest.raises(ValueError, match="no existe"):
         parse_date(value)

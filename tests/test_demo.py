@@ -84,8 +84,16 @@ def test_fixed_affiliate_with_full_data(database):
 
     assert ana.nombre_completo == "ANA MARÍA PÉREZ GÓMEZ"
     assert (ana.estado, ana.categoria) == ("ACTIVO", "A")
-    for column in ("profesion", "conyuge_celular", "conyuge_profesion", "conyuge_cargo",
-                   "celular", "empresa_nombre", "fecha_ingreso_empresa", "fecha_nacimiento"):
+    for column in (
+        "profesion",
+        "conyuge_celular",
+        "conyuge_profesion",
+        "conyuge_cargo",
+        "celular",
+        "empresa_nombre",
+        "fecha_ingreso_empresa",
+        "fecha_nacimiento",
+    ):
         assert getattr(ana, column), column
     assert not is_thin(ana)
 
@@ -118,10 +126,15 @@ def test_demo_accounts_are_active_and_log_in(database):
     assert passwords.verify_password(afiliada.password_hash, DEMO_PASSWORD)
 
     assert {c["email"] for c in result["credentials"]} == {
-        "juan.torres@hanna.test", "afiliada@hanna.test"}
+        "juan.torres@hanna.test",
+        "afiliada@hanna.test",
+    }
     assert all(c["password"] == DEMO_PASSWORD for c in result["credentials"])
     assert [a["numero_documento"] for a in result["fixed_affiliates"]] == [
-        "1000000001", "1000000002", "1000000003"]
+        "1000000001",
+        "1000000002",
+        "1000000003",
+    ]
     assert result["fixed_affiliates"][0]["nombre"] == "ANA MARÍA PÉREZ GÓMEZ"
 
 
@@ -160,8 +173,7 @@ def test_demo_mobiles_are_colombian_mobiles():
 
 def test_demo_answers_come_from_the_quiz_catalogues():
     company_names = {
-        f"{a} {b} {c}" for a in COMPANY_WORDS[0] for b in COMPANY_WORDS[1]
-        for c in COMPANY_WORDS[2]
+        f"{a} {b} {c}" for a in COMPANY_WORDS[0] for b in COMPANY_WORDS[1] for c in COMPANY_WORDS[2]
     }
     for row in demo_afiliados():
         assert row["profesion"] in ("", *PROFESSIONS)
@@ -185,8 +197,7 @@ def test_demo_has_a_realistic_mix():
     assert {r["tipo_documento"] for r in rows} >= {"CC", "CE"}
     emails = [r["email"] for r in rows if r["email"]]
     assert len(emails) == len(set(emails))
-    assert all(e.endswith((".test", "example.com", "example.org", "example.net"))
-               for e in emails)
+    assert all(e.endswith((".test", "example.com", "example.org", "example.net")) for e in emails)
 
 
 def test_summary_lines_name_the_credentials(database):

@@ -70,8 +70,11 @@ def test_imports_semicolon_file_with_iso_dates(database, tmp_path):
 
 
 def test_imports_comma_file_with_bom_and_dmy_dates(database, tmp_path):
-    row = make_row(fecha_nacimiento="30/08/1979", fecha_ingreso_empresa="1/3/2012",
-                   empresa_nombre="Servicios Integral Ltda.")
+    row = make_row(
+        fecha_nacimiento="30/08/1979",
+        fecha_ingreso_empresa="1/3/2012",
+        empresa_nombre="Servicios Integral Ltda.",
+    )
     path = write_csv(tmp_path, [row], delimiter=",", bom=True)
 
     report = import_afiliados(path)
@@ -159,8 +162,11 @@ def test_import_twice_creates_then_updates_without_duplicates(database, tmp_path
 def test_one_bad_row_rejects_the_whole_file(database, tmp_path, column, value, fragment):
     existing = write_csv(tmp_path, [make_row(numero_documento="79111222")], name="antes.csv")
     assert import_afiliados(existing).ok
-    rows = [make_row(), make_row(**{"numero_documento": "1020304050", column: value}),
-            make_row(numero_documento="1020304051")]
+    rows = [
+        make_row(),
+        make_row(**{"numero_documento": "1020304050", column: value}),
+        make_row(numero_documento="1020304051"),
+    ]
     path = write_csv(tmp_path, rows)
 
     report = import_afiliados(path)
@@ -205,9 +211,7 @@ def test_missing_header_column_rejects_the_file(database, tmp_path):
 
     report = import_afiliados(path)
 
-    assert report.rejected == [
-        (1, "faltan columnas en el encabezado: celular, conyuge_cargo.")
-    ]
+    assert report.rejected == [(1, "faltan columnas en el encabezado: celular, conyuge_cargo.")]
     assert report.accepted == 0
     assert Afiliado.select().count() == 0
 
@@ -230,8 +234,11 @@ def test_header_only_file_is_ok_and_writes_nothing(database, tmp_path):
 
 
 def test_duplicate_document_within_file_rejects_second_occurrence(database, tmp_path):
-    rows = [make_row(), make_row(numero_documento="1020304050"),
-            make_row(numero_documento="52.123.456", primer_nombre="OTRA")]
+    rows = [
+        make_row(),
+        make_row(numero_documento="1020304050"),
+        make_row(numero_documento="52.123.456", primer_nombre="OTRA"),
+    ]
     path = write_csv(tmp_path, rows)
 
     report = import_afiliados(path)

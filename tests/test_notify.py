@@ -62,14 +62,21 @@ def run_worker(runner):
 
 
 def test_worker_delivers_mail_over_smtp_and_marks_it_sent(db, smtp, runner):
-    notify.queue_template_email("ana@example.com", "Active su cuenta", "activation",
-                                user=models.User(primer_nombre="ANA", afiliado=None),
-                                link="http://localhost/activar/abc")
+    notify.queue_template_email(
+        "ana@example.com",
+        "Active su cuenta",
+        "activation",
+        user=models.User(primer_nombre="ANA", afiliado=None),
+        link="http://localhost/activar/abc",
+    )
     assert "enviados 1" in run_worker(runner)
     received = smtp.messages[0]
     assert received["To"] == "ana@example.com" and received["Subject"] == "Active su cuenta"
-    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in received.walk()
-             if not p.is_multipart()}
+    parts = {
+        p.get_content_type(): p.get_payload(decode=True).decode()
+        for p in received.walk()
+        if not p.is_multipart()
+    }
     assert "http://localhost/activar/abc" in parts["text/plain"]
     assert 'href="http://localhost/activar/abc"' in parts["text/html"]
     assert Message.get().status == Message.SENT
@@ -141,8 +148,9 @@ class Gateway(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("status, expected", [(200, Message.SENT), (400, Message.FAILED),
-                                              (503, Message.PENDING)])
+@pytest.mark.parametrize(
+    "status, expected", [(200, Message.SENT), (400, Message.FAILED), (503, Message.PENDING)]
+)
 def test_http_sms_backend(db, status, expected):
     Gateway.received, Gateway.status = [], status
     server = HTTPServer(("127.0.0.1", 0), Gateway)
@@ -150,8 +158,9 @@ def test_http_sms_backend(db, status, expected):
     thread.start()
     try:
         notify.queue_sms("3001234567", "hola")
-        sender = notify.sms_sender("http", url=f"http://127.0.0.1:{server.server_port}/sms",
-                                   token="secreto")
+        sender = notify.sms_sender(
+            "http", url=f"http://127.0.0.1:{server.server_port}/sms", token="secreto"
+        )
         notify.deliver_due({Message.SMS: sender})
     finally:
         server.shutdown()

@@ -55,9 +55,7 @@ def test_length_limits_are_inclusive():
 
 def test_every_broken_rule_is_reported():
     problems = password_problems("abc")
-    assert {passwords.TOO_SHORT, passwords.NO_UPPER, passwords.NO_DIGIT} <= set(
-        problems
-    )
+    assert {passwords.TOO_SHORT, passwords.NO_UPPER, passwords.NO_DIGIT} <= set(problems)
     assert passwords.NO_LOWER not in problems
 
 
@@ -111,9 +109,7 @@ def test_phone_shorter_than_seven_digits_is_ignored():
     ],
 )
 def test_password_must_not_contain_birth_date(password):
-    assert password_problems(password, birth_date=date(1990, 3, 15)) == [
-        passwords.HAS_BIRTH_DATE
-    ]
+    assert password_problems(password, birth_date=date(1990, 3, 15)) == [passwords.HAS_BIRTH_DATE]
 
 
 def test_other_dates_are_fine():
@@ -190,9 +186,7 @@ def test_hash_verifies_and_is_argon2id():
     assert not passwords.verify_password(stored, GOOD.lower())
 
 
-@pytest.mark.parametrize(
-    "stored", ["", "not-a-hash", "$argon2id$v=19$m=8,t=1,p=1$broken", None]
-)
+@pytest.mark.parametrize("stored", ["", "not-a-hash", "$argon2id$v=19$m=8,t=1,p=1$broken", None])
 def test_verify_never_raises_on_bad_hash(stored):
     assert passwords.verify_password(stored, GOOD) is False
 

@@ -60,7 +60,10 @@ def test_signed_in_home_fits_and_is_private(db, client):
 
 def test_hsts_only_over_https(client):
     assert "Strict-Transport-Security" not in client.get("/").headers
-    assert "max-age" in client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"]
+    assert (
+        "max-age"
+        in client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"]
+    )
 
 
 def test_static_assets_are_versioned_and_cached(client):
@@ -82,8 +85,9 @@ def test_no_inline_script_or_handlers_in_templates():
 
 
 def test_csrf_is_enforced(tmp_path):
-    app = create_app({"TESTING": True, "SECRET_KEY": "x",
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}"})
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}"}
+    )
     with app.app_context():
         dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
     client = app.test_client()
@@ -135,9 +139,11 @@ def test_init_db_is_safe_to_run_twice(runner):
 
 def test_migrations_run_once_in_order(db, tmp_path):
     (tmp_path / "0001_a.py").write_text(
-        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_a (id INTEGER)')\n")
+        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_a (id INTEGER)')\n"
+    )
     (tmp_path / "0002_b.py").write_text(
-        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_b (id INTEGER)')\n")
+        "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_b (id INTEGER)')\n"
+    )
     assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == [1, 2]
     assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == []
     assert {"mig_a", "mig_b"} <= set(models.db.get_tables())
@@ -147,10 +153,12 @@ def test_migrations_run_once_in_order(db, tmp_path):
 
 def test_import_afiliados_command(db, runner, tmp_path):
     csv = tmp_path / "afiliados.csv"
-    header = ("tipo_documento;numero_documento;primer_nombre;segundo_nombre;primer_apellido;"
-              "segundo_apellido;fecha_nacimiento;email;celular;telefono;estado;categoria;"
-              "empresa_nit;empresa_nombre;empresa_estado;fecha_ingreso_empresa;profesion;"
-              "conyuge_celular;conyuge_profesion;conyuge_cargo")
+    header = (
+        "tipo_documento;numero_documento;primer_nombre;segundo_nombre;primer_apellido;"
+        "segundo_apellido;fecha_nacimiento;email;celular;telefono;estado;categoria;"
+        "empresa_nit;empresa_nombre;empresa_estado;fecha_ingreso_empresa;profesion;"
+        "conyuge_celular;conyuge_profesion;conyuge_cargo"
+    )
     row = "CC;71234567;PEDRO;;GIL;;01/02/1970;;3001112233;;ACTIVO;B;8901020441;ACME;ACTIVA;;;;;"
     csv.write_text(f"{header}\n{row}\n", encoding="utf-8")
     result = runner.invoke(args=["import", "afiliados", str(csv)])
@@ -173,8 +181,12 @@ def test_demo_password_follows_our_own_rules(db, runner):
     from core.demo import DEMO_PASSWORD, FIXED_USERS
 
     for user in FIXED_USERS:
-        assert passwords.password_problems(
-            DEMO_PASSWORD, document=user["numero_documento"], email=user["email"]) == []
+        assert (
+            passwords.password_problems(
+                DEMO_PASSWORD, document=user["numero_documento"], email=user["email"]
+            )
+            == []
+        )
 
 
 def test_affiliate_fixture_sanity(db):

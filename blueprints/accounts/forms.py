@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from core import colombia, passwords
@@ -39,7 +40,7 @@ class LookupForm(FlaskForm):
 
     tipo_documento = SelectField(
         "Tipo Documento",
-        choices=list(colombia.DOCUMENT_TYPES.items()),
+        choices=[SelectChoice(code, name) for code, name in colombia.DOCUMENT_TYPES.items()],
         default="CC",
     )
     numero_documento = StringField(
@@ -55,20 +56,33 @@ class LookupForm(FlaskForm):
 
 
 class RegistrationForm(LookupForm):
-    """"Crear Cuenta Nueva": DATOS AFILIADOS, RECUPERACIÓN, CONTRASEÑA."""
+    """ "Crear Cuenta Nueva": DATOS AFILIADOS, RECUPERACIÓN, CONTRASEÑA."""
 
-    primer_apellido = StringField("Primer Apellido", validators=[DataRequired(REQUIRED), Length(max=60)])
+    primer_apellido = StringField(
+        "Primer Apellido", validators=[DataRequired(REQUIRED), Length(max=60)]
+    )
     segundo_apellido = StringField("Segundo Apellido", validators=[Optional(), Length(max=60)])
-    primer_nombre = StringField("Primer Nombre", validators=[DataRequired(REQUIRED), Length(max=60)])
+    primer_nombre = StringField(
+        "Primer Nombre", validators=[DataRequired(REQUIRED), Length(max=60)]
+    )
     segundo_nombre = StringField("Segundo Nombre", validators=[Optional(), Length(max=60)])
     email = StringField(
         "Email",
-        validators=[DataRequired(REQUIRED), Length(max=254),
-                    Email("Escriba un correo electrónico válido, como nombre@correo.com.",
-                          check_deliverability=False)],
+        validators=[
+            DataRequired(REQUIRED),
+            Length(max=254),
+            Email(
+                "Escriba un correo electrónico válido, como nombre@correo.com.",
+                check_deliverability=False,
+            ),
+        ],
     )
-    telefono = StringField("Teléfono", validators=[Optional(), _normalized(colombia.normalize_phone)])
-    celular = StringField("Celular", validators=[DataRequired(REQUIRED), _normalized(colombia.normalize_mobile)])
+    telefono = StringField(
+        "Teléfono", validators=[Optional(), _normalized(colombia.normalize_phone)]
+    )
+    celular = StringField(
+        "Celular", validators=[DataRequired(REQUIRED), _normalized(colombia.normalize_mobile)]
+    )
     fecha_nacimiento = DateText(
         "Fecha Nacimiento / Fecha Especial",
         validators=[DataRequired(REQUIRED), _normalized(colombia.parse_date)],
@@ -76,8 +90,7 @@ class RegistrationForm(LookupForm):
     password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED)])
     confirm = PasswordField(
         "Confirmar Contraseña",
-        validators=[DataRequired(REQUIRED),
-                    EqualTo("password", "Las contraseñas no coinciden.")],
+        validators=[DataRequired(REQUIRED), EqualTo("password", "Las contraseñas no coinciden.")],
     )
     captcha = StringField("Captcha", validators=[Length(max=20)])
 
@@ -86,7 +99,9 @@ class RegistrationForm(LookupForm):
             field.data or "",
             document=self.numero_documento.data if not self.numero_documento.errors else None,
             phones=[p for p in (self.celular.data, self.telefono.data) if isinstance(p, str)],
-            birth_date=self.fecha_nacimiento.data if not isinstance(self.fecha_nacimiento.data, str) else None,
+            birth_date=self.fecha_nacimiento.data
+            if not isinstance(self.fecha_nacimiento.data, str)
+            else None,
             email=self.email.data,
         )
         if problems:
@@ -94,8 +109,13 @@ class RegistrationForm(LookupForm):
 
 
 class QuizCodeForm(FlaskForm):
-    codigo = StringField("Código recibido por SMS",
-                         validators=[DataRequired(REQUIRED), Length(min=6, max=6, message="El código tiene 6 dígitos.")])
+    codigo = StringField(
+        "Código recibido por SMS",
+        validators=[
+            DataRequired(REQUIRED),
+            Length(min=6, max=6, message="El código tiene 6 dígitos."),
+        ],
+    )
 
 
 class LoginForm(FlaskForm):

@@ -82,8 +82,13 @@ def register(data: Registration, *, secret: str, base_url: str) -> str:
     with db.atomic():
         existing = User.by_email(email)
         if existing is not None:
-            notify.queue_template_email(email, "Intento de registro con su correo",
-                                        "existing", user=existing, base_url=base_url)
+            notify.queue_template_email(
+                email,
+                "Intento de registro con su correo",
+                "existing",
+                user=existing,
+                base_url=base_url,
+            )
             return mask_email(email)
         if document_taken(data.tipo_documento, data.numero_documento):
             raise AccountError("Este documento ya tiene una cuenta.")
@@ -109,16 +114,16 @@ def register(data: Registration, *, secret: str, base_url: str) -> str:
 
 def activation_link(user: User, *, secret: str, base_url: str) -> str:
     """Return the signed activation URL for user."""
-    token = tokens.make_token(secret, tokens.ACTIVATION,
-                              {"u": user.id, "n": user.activation_nonce})
+    token = tokens.make_token(secret, tokens.ACTIVATION, {"u": user.id, "n": user.activation_nonce})
     return f"{base_url}/activar/{token}"
 
 
 def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
     """Queue the activation e-mail (inside the caller's transaction)."""
     link = activation_link(user, secret=secret, base_url=base_url)
-    notify.queue_template_email(user.email, "Active su cuenta de la Plataforma Hanna",
-                                "activation", user=user, link=link)
+    notify.queue_template_email(
+        user.email, "Active su cuenta de la Plataforma Hanna", "activation", user=user, link=link
+    )
 
 
 # --- activation and quiz ----------------------------------------------------
@@ -127,8 +132,7 @@ def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
 def user_for_activation(token: str, *, secret: str) -> User:
     """Return the pending account a genuine, fresh activation link names."""
     try:
-        payload = tokens.read_token(secret, tokens.ACTIVATION, token,
-                                    tokens.ACTIVATION_MAX_AGE)
+        payload = tokens.read_token(secret, tokens.ACTIVATION, token, tokens.ACTIVATION_MAX_AGE)
     except tokens.TokenExpired as exc:
         raise LinkExpired("El enlace de activación venció (es válido por 48 horas).") from exc
     except tokens.TokenInvalid as exc:
@@ -142,9 +146,11 @@ def user_for_activation(token: str, *, secret: str) -> User:
 def activate(user: User) -> None:
     """Make the account active and kill its activation link."""
     with db.atomic():
-        User.update(status=User.ACTIVE, activated_at=utcnow(),
-                    activation_nonce=tokens.digest(secrets.token_hex(16)))\
-            .where(User.id == user.id).execute()
+        User.update(
+            status=User.ACTIVE,
+            activated_at=utcnow(),
+            activation_nonce=tokens.digest(secrets.token_hex(16)),
+        ).where(User.id == user.id).execute()
     user.status = User.ACTIVE
 
 
@@ -164,8 +170,10 @@ def start_quiz(user: User) -> QuizAttempt:
             if user.status == User.BLOCKED:
                 raise AccountError("bloqueado")
         last = (
-            QuizAttempt.select().where(QuizAttempt.user == user)
-            .order_by(QuizAttempt.id.desc()).first()
+            QuizAttempt.select()
+            .where(QuizAttempt.user == user)
+            .order_by(QuizAttempt.id.desc())
+            .first()
         )
         avoid = frozenset(q["key"] for q in json.loads(last.questions)) if last else frozenset()
         questions = quiz.draw(user.afiliado, avoid=avoid)
@@ -188,7 +196,8 @@ def answer_quiz(user: User, attempt_id: int, answers: dict[str, str]) -> str:
     """Grade an attempt: return "passed", "failed", "expired" or "blocked"."""
     with db.atomic():
         attempt = QuizAttempt.get_or_none(
-            (QuizAttempt.id == attempt_id) & (QuizAttempt.user == user)
+            (QuizAttempt.id == attempt_id)
+            & (QuizAttempt.user == user)
             & QuizAttempt.finished_at.is_null()
         )
         if attempt is None:
@@ -212,8 +221,13 @@ def _fail_attempt(user: User, attempt: QuizAttempt) -> None:
     fields = {User.quiz_failures: User.quiz_failures + 1}
     if user.quiz_failures >= QUIZ_ATTEMPTS:
         user.status, user.blocked_at = User.BLOCKED, utcnow()
-        fields.update({User.status: User.BLOCKED, User.blocked_at: user.blocked_at,
-                       User.activation_nonce: tokens.digest(secrets.token_hex(16))})
+        fields.update(
+            {
+                User.status: User.BLOCKED,
+                User.blocked_at: user.blocked_at,
+                User.activation_nonce: tokens.digest(secrets.token_hex(16)),
+            }
+        )
     User.update(fields).where(User.id == user.id).execute()
 
 
@@ -230,20 +244,32 @@ def send_code(user: User) -> str:
     with db.atomic():
         recent = (
             OneTimeCode.select()
-            .where((OneTimeCode.user == user) & (OneTimeCode.purpose == "activacion")
-                   & (OneTimeCode.created_at > now - CODE_RESEND_AFTER))
+            .where(
+                (OneTimeCode.user == user)
+                & (OneTimeCode.purpose == "activacion")
+                & (OneTimeCode.created_at > now - CODE_RESEND_AFTER)
+            )
             .exists()
         )
         if recent:
-            raise AccountError("Ya enviamos un código hace menos de un minuto. Espere "
-                               "un momento antes de pedir otro.")
+            raise AccountError(
+                "Ya enviamos un código hace menos de un minuto. Espere "
+                "un momento antes de pedir otro."
+            )
         OneTimeCode.update(used_at=now).where(
             (OneTimeCode.user == user) & OneTimeCode.used_at.is_null()
         ).execute()
-        OneTimeCode.create(user=user, purpose="activacion", code_hash=tokens.digest(code),
-                           expires_at=now + CODE_TTL)
-        notify.queue_sms(mobile, f"Hanna: su código de activación es {code}. Vence en "
-                                 "10 minutos. No lo comparta con nadie.")
+        OneTimeCode.create(
+            user=user,
+            purpose="activacion",
+            code_hash=tokens.digest(code),
+            expires_at=now + CODE_TTL,
+        )
+        notify.queue_sms(
+            mobile,
+            f"Hanna: su código de activación es {code}. Vence en "
+            "10 minutos. No lo comparta con nadie.",
+        )
     return mask_phone(mobile)
 
 
@@ -252,9 +278,13 @@ def verify_code(user: User, code: str) -> bool:
     with db.atomic():
         row = (
             OneTimeCode.select()
-            .where((OneTimeCode.user == user) & OneTimeCode.used_at.is_null()
-                   & (OneTimeCode.expires_at > utcnow()))
-            .order_by(OneTimeCode.id.desc()).first()
+            .where(
+                (OneTimeCode.user == user)
+                & OneTimeCode.used_at.is_null()
+                & (OneTimeCode.expires_at > utcnow())
+            )
+            .order_by(OneTimeCode.id.desc())
+            .first()
         )
         if row is None:
             raise AccountError("El código venció o ya fue usado. Pida uno nuevo.")
@@ -295,9 +325,10 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not passwords.verify_password(user.password_hash, password):
         failures = user.failed_logins + 1
-        User.update(failed_logins=User.failed_logins + 1,
-                    login_blocked_until=now + backoff(failures) if backoff(failures) else None)\
-            .where(User.id == user.id).execute()
+        User.update(
+            failed_logins=User.failed_logins + 1,
+            login_blocked_until=now + backoff(failures) if backoff(failures) else None,
+        ).where(User.id == user.id).execute()
         return None
     changes = {User.failed_logins: 0, User.login_blocked_until: None}
     if passwords.needs_rehash(user.password_hash):
@@ -309,8 +340,7 @@ def authenticate(email: str, password: str) -> User | None:
 def start_session(user: User, user_agent: str) -> str:
     """Open a server-side session for user; return the token for the cookie."""
     token = secrets.token_urlsafe(32)
-    UserSession.create(token_hash=tokens.digest(token), user=user,
-                       user_agent=user_agent[:200])
+    UserSession.create(token_hash=tokens.digest(token), user=user, user_agent=user_agent[:200])
     return token
 
 
@@ -326,8 +356,7 @@ def resolve_session(user_token: str, token: str, *, idle_minutes: int) -> User |
     row = (
         UserSession.select(UserSession, User)
         .join(User)
-        .where((UserSession.token_hash == tokens.digest(token))
-               & UserSession.ended_at.is_null())
+        .where((UserSession.token_hash == tokens.digest(token)) & UserSession.ended_at.is_null())
         .first()
     )
     if row is None or not tokens.same(row.user.session_token, user_token):

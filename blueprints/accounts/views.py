@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, session,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
@@ -58,10 +66,12 @@ def login():
             return see_other(safe_next(request.args.get("next"), url_for("accounts.home")))
         if user is not None and user.status == user.PENDING:
             form.email.errors.append(
-                "Su cuenta aún no está activa: abra el enlace del correo de activación.")
+                "Su cuenta aún no está activa: abra el enlace del correo de activación."
+            )
         elif user is not None:
             form.email.errors.append(
-                "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF.")
+                "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF."
+            )
         else:
             form.email.errors.append("El email o la contraseña no son correctos.")
         return render("accounts/login.html", "accounts/_login_form.html", 422, form=form)
@@ -103,9 +113,17 @@ def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: b
     if _captcha_on() and (new_captcha or not captchas.challenge(key)):
         key = captchas.new_challenge()
         form.captcha.data = ""
-    return render("accounts/registro.html", "accounts/_registro_form.html", status,
-                  form=form, afiliado=afiliado, consultado=bool(form.numero_documento.data),
-                  captcha_key=key, rules=passwords.RULES, advice=passwords.ADVICE)
+    return render(
+        "accounts/registro.html",
+        "accounts/_registro_form.html",
+        status,
+        form=form,
+        afiliado=afiliado,
+        consultado=bool(form.numero_documento.data),
+        captcha_key=key,
+        rules=passwords.RULES,
+        advice=passwords.ADVICE,
+    )
 
 
 def _fill_names(form, afiliado) -> None:
@@ -127,8 +145,13 @@ def lookup():
         full.numero_documento.errors = form.numero_documento.errors
         if afiliado:
             _fill_names(full, afiliado)
-        response = render("accounts/registro.html", "accounts/_datos_afiliado.html",
-                          form=full, afiliado=afiliado, consultado=True)
+        response = render(
+            "accounts/registro.html",
+            "accounts/_datos_afiliado.html",
+            form=full,
+            afiliado=afiliado,
+            consultado=True,
+        )
         return response
     full = RegistrationForm()
     full.numero_documento.data = form.numero_documento.data
@@ -142,8 +165,9 @@ def password_check():
     """Check the password rules as the user types (htmx)."""
     form = RegistrationForm()
     form.validate()
-    return render_template("accounts/_clave.html", form=form, rules=passwords.RULES,
-                           advice=passwords.ADVICE, live=True)
+    return render_template(
+        "accounts/_clave.html", form=form, rules=passwords.RULES, advice=passwords.ADVICE, live=True
+    )
 
 
 @bp.route("/registro", methods=["GET", "POST"])
@@ -158,19 +182,26 @@ def register():
     if service.document_taken(form.tipo_documento.data, form.numero_documento.data):
         form.numero_documento.errors.append(
             "Este documento ya tiene una cuenta. Si no recuerda su acceso, comuníquese a "
-            "nuestro call center (3714545).")
+            "nuestro call center (3714545)."
+        )
         return _registration_page(form, 422, new_captcha=False)
     ticket = request.form.get("confirmacion")
     if ticket:
         return _create(form, ticket)
-    if _captcha_on() and not captchas.solve(request.form.get("captcha_key", ""),
-                                            form.captcha.data or ""):
+    if _captcha_on() and not captchas.solve(
+        request.form.get("captcha_key", ""), form.captcha.data or ""
+    ):
         form.captcha.errors.append("El texto no coincide con la imagen. Intente con el nuevo.")
         return _registration_page(form, 422)
     ticket = tokens.make_token(_secret(), CONFIRM_PURPOSE, _fingerprint(form))
     if request.headers.get("HX-Request") == "true":
-        response = render("accounts/confirmar.html", "accounts/_confirmar.html",
-                          form=form, ticket=ticket, in_dialog=True)
+        response = render(
+            "accounts/confirmar.html",
+            "accounts/_confirmar.html",
+            form=form,
+            ticket=ticket,
+            in_dialog=True,
+        )
         response.headers["HX-Retarget"] = "#confirmacion"
         response.headers["HX-Reswap"] = "innerHTML"
         return response
@@ -178,8 +209,10 @@ def register():
 
 
 def _fingerprint(form: RegistrationForm) -> dict:
-    return {"e": form.email.data.strip().lower(),
-            "d": f"{form.tipo_documento.data}:{form.numero_documento.data}"}
+    return {
+        "e": form.email.data.strip().lower(),
+        "d": f"{form.tipo_documento.data}:{form.numero_documento.data}",
+    }
 
 
 def _create(form: RegistrationForm, ticket: str):
@@ -190,9 +223,9 @@ def _create(form: RegistrationForm, ticket: str):
     if signed != _fingerprint(form):
         flash("La confirmación venció. Revise sus datos y confirme de nuevo.", "error")
         return _registration_page(form, 422)
-    data = service.Registration(**{
-        name: getattr(form, name).data for name in service.Registration.__dataclass_fields__
-    })
+    data = service.Registration(
+        **{name: getattr(form, name).data for name in service.Registration.__dataclass_fields__}
+    )
     try:
         masked = service.register(data, secret=_secret(), base_url=_base_url())
     except service.AccountError as exc:
@@ -216,7 +249,9 @@ def _activation_user(token: str):
     try:
         return service.user_for_activation(token, secret=_secret())
     except service.AccountError as exc:
-        abort(make_response(render_template("accounts/enlace_invalido.html", message=str(exc)), 410))
+        abort(
+            make_response(render_template("accounts/enlace_invalido.html", message=str(exc)), 410)
+        )
 
 
 def _quiz_page(token: str, user, message: str = "", status: int = 200):
@@ -225,8 +260,11 @@ def _quiz_page(token: str, user, message: str = "", status: int = 200):
     except service.AccountError:
         return render_template("accounts/bloqueado.html"), 403
     return render_template(
-        "accounts/quiz.html", token=token, attempt=attempt,
-        questions=service.quiz_questions(attempt), message=message,
+        "accounts/quiz.html",
+        token=token,
+        attempt=attempt,
+        questions=service.quiz_questions(attempt),
+        message=message,
         attempts_left=service.quiz_attempts_left(user),
     ), status
 
@@ -246,8 +284,13 @@ def activate(token: str):
     from core.quiz import is_thin
 
     if is_thin(user.afiliado):
-        return render_template("accounts/codigo.html", token=token, thin=True,
-                               form=QuizCodeForm(formdata=None), sent_to=None)
+        return render_template(
+            "accounts/codigo.html",
+            token=token,
+            thin=True,
+            form=QuizCodeForm(formdata=None),
+            sent_to=None,
+        )
     if request.method == "GET":
         return _quiz_page(token, user)
     answers = {k: v for k, v in request.form.items() if k != "csrf_token"}
@@ -259,9 +302,11 @@ def activate(token: str):
         return see_other(url_for("accounts.home"))
     if result == "blocked":
         return render_template("accounts/bloqueado.html"), 403
-    message = ("El tiempo para responder terminó (2 minutos) y contó como un intento."
-               if result == "expired" else
-               "Alguna de sus respuestas no coincide con nuestros datos.")
+    message = (
+        "El tiempo para responder terminó (2 minutos) y contó como un intento."
+        if result == "expired"
+        else "Alguna de sus respuestas no coincide con nuestros datos."
+    )
     return _quiz_page(token, user, message, 422)
 
 
@@ -295,5 +340,6 @@ def activation_code(token: str):
         status = 422
     elif request.method == "POST":
         status = 422
-    return render_template("accounts/codigo.html", token=token, form=form, sent_to=sent_to,
-                           thin=False), status
+    return render_template(
+        "accounts/codigo.html", token=token, form=form, sent_to=sent_to, thin=False
+    ), status

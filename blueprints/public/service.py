@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import secrets
 from datetime import timedelta
 
 from core import captcha
@@ -14,7 +14,7 @@ CAPTCHA_TTL = timedelta(minutes=20)
 
 def new_challenge() -> str:
     """Store a fresh challenge and return its key."""
-    if random.random() < 0.05:  # now and then, forget old challenges
+    if secrets.randbelow(20) == 0:  # now and then, forget old challenges
         Captcha.delete().where(Captcha.created_at < utcnow() - CAPTCHA_TTL).execute()
     return Captcha.create(text=captcha.new_text(), audio_code=captcha.new_audio_code()).key
 
@@ -22,7 +22,8 @@ def new_challenge() -> str:
 def challenge(key: str) -> Captcha | None:
     """Return the live, unanswered challenge behind key."""
     return Captcha.get_or_none(
-        (Captcha.key == key) & (Captcha.used == False)  # noqa: E712 - peewee expression
+        (Captcha.key == key)
+        & (Captcha.used == False)  # noqa: E712 - peewee expression
         & (Captcha.created_at > utcnow() - CAPTCHA_TTL)
     )
 
@@ -33,10 +34,15 @@ def solve(key: str, answer: str) -> bool:
         row = challenge(key or "")
         if row is None:
             return False
-        spent = Captcha.update(used=True).where(
-            (Captcha.id == row.id) & (Captcha.used == False)  # noqa: E712
-        ).execute()
+        spent = (
+            Captcha.update(used=True)
+            .where(
+                (Captcha.id == row.id) & (Captcha.used == False)  # noqa: E712
+            )
+            .execute()
+        )
     if spent != 1:
         return False  # answered at the same moment by another request
-    return captcha.answers_match(row.text, answer, case_sensitive=True) or \
-        captcha.answers_match(row.audio_code, answer, case_sensitive=False)
+    return captcha.answers_match(row.text, answer, case_sensitive=True) or captcha.answers_match(
+        row.audio_code, answer, case_sensitive=False
+    )

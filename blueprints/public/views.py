@@ -55,6 +55,9 @@ def captcha_refresh():
 def csp_report():
     """Count a browser's CSP violation report (no page content is logged)."""
     report = (request.get_json(silent=True, force=True) or {}).get("csp-report", {})
-    log.warning("CSP violation: %s blocked %s", report.get("violated-directive", "?"),
-                str(report.get("blocked-uri", "?"))[:80])
+    log.warning(
+        "CSP violation: %s blocked %s",
+        report.get("violated-directive", "?"),
+        str(report.get("blocked-uri", "?"))[:80],
+    )
     return "", 204
