@@ -217,6 +217,19 @@ def test_audio_code_also_solves_the_captcha(db, app, client):
     assert "Confirmar Solicitud" in client.post("/registro", data=form).text
 
 
+def test_dialog_brings_a_fresh_captcha_in_case_the_user_cancels(db, app, client, htmx):
+    app.config["CAPTCHA"] = "image"
+    key = re.search(r'name="captcha_key" value="([^"]+)"', client.get("/registro").text).group(1)
+    form = registration_form(captcha=Captcha.get(Captcha.key == key).text, captcha_key=key)
+    response = client.post("/registro", data=form, headers=htmx)
+    assert "<dialog open" in response.text
+    fresh = re.search(
+        r'id="captcha" class="captcha" hx-swap-oob="true">\s*<input type="hidden" name="captcha_key" value="([^"]+)"',
+        response.text,
+    )
+    assert fresh and fresh.group(1) != key
+
+
 def test_confirmation_is_a_dialog_for_htmx(db, client, htmx):
     response = client.post("/registro", data=registration_form(), headers=htmx)
     assert response.headers["HX-Retarget"] == "#confirmacion"

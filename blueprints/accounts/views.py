@@ -19,7 +19,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from blueprints.accounts import service
 from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
 from blueprints.public import service as captchas
-from blueprints.web import limiter, render, safe_next, see_other
+from blueprints.web import limiter, render, safe_next, see_other, wants_partial
 from core import passwords, tokens
 
 bp = Blueprint("accounts", __name__)
@@ -103,12 +103,28 @@ def home():
 # --- Crear Cuenta Nueva -----------------------------------------------------
 
 
-def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: bool = True):
+NAME_FIELDS = ("primer_nombre", "segundo_nombre", "primer_apellido", "segundo_apellido")
+
+
+def _match_affiliate(form: RegistrationForm):
+    """Find the document in the Caja's data and put its names in the form.
+
+    Names that came from the Caja for another document are cleared, so a
+    stranger's names never stay in the form of a non-affiliate.
+    """
     afiliado = None
     if form.numero_documento.data and not form.numero_documento.errors:
         afiliado = service.find_afiliado(form.tipo_documento.data, form.numero_documento.data)
-    if afiliado is not None:
-        _fill_names(form, afiliado)
+    for name in NAME_FIELDS:
+        if afiliado is not None:
+            getattr(form, name).data = getattr(afiliado, name)
+        elif request.form.get("de_caja"):
+            getattr(form, name).data = ""
+    return afiliado
+
+
+def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: bool = True):
+    afiliado = _match_affiliate(form)
     key = request.form.get("captcha_key", "")
     if _captcha_on() and (new_captcha or not captchas.challenge(key)):
         key = captchas.new_challenge()
@@ -126,37 +142,27 @@ def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: b
     )
 
 
-def _fill_names(form, afiliado) -> None:
-    for name in ("primer_nombre", "segundo_nombre", "primer_apellido", "segundo_apellido"):
-        getattr(form, name).data = getattr(afiliado, name)
-
-
 @bp.post("/registro/consulta")
 @limiter.limit("10/minute;60/hour")
 def lookup():
     """Look the document up in the Caja's data and fill names and Estado."""
-    form = LookupForm()
-    form.validate()
-    afiliado = None
-    if not form.numero_documento.errors:
-        afiliado = service.find_afiliado(form.tipo_documento.data, form.numero_documento.data)
-    if request.headers.get("HX-Request") == "true":
-        full = RegistrationForm(formdata=None) if afiliado else RegistrationForm()
-        full.numero_documento.errors = form.numero_documento.errors
-        if afiliado:
-            _fill_names(full, afiliado)
-        response = render(
-            "accounts/registro.html",
-            "accounts/_datos_afiliado.html",
-            form=full,
-            afiliado=afiliado,
-            consultado=True,
-        )
-        return response
-    full = RegistrationForm()
-    full.numero_documento.data = form.numero_documento.data
-    full.numero_documento.errors = list(form.numero_documento.errors)
-    return _registration_page(full, 422 if form.errors else 200, new_captcha=False)
+    document = LookupForm()
+    document.validate()
+    form = RegistrationForm()  # without JS the button posts the whole form: keep it
+    form.numero_documento.data = document.numero_documento.data
+    form.numero_documento.errors = list(document.numero_documento.errors)
+    status = 422 if document.numero_documento.errors else 200
+    if not wants_partial():
+        return _registration_page(form, status, new_captcha=False)
+    afiliado = _match_affiliate(form)
+    return render(
+        "accounts/registro.html",
+        "accounts/_datos_afiliado.html",
+        status,
+        form=form,
+        afiliado=afiliado,
+        consultado=True,
+    )
 
 
 @bp.post("/registro/clave")
@@ -201,6 +207,7 @@ def register():
             form=form,
             ticket=ticket,
             in_dialog=True,
+            captcha_key=captchas.new_challenge() if _captcha_on() else None,
         )
         response.headers["HX-Retarget"] = "#confirmacion"
         response.headers["HX-Reswap"] = "innerHTML"
