@@ -82,6 +82,7 @@ def load_config(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=env["BASE_URL"].startswith("https://"),
+        WTF_I18N_ENABLED=False,  # WTForms' own Spanish messages, without Flask-Babel
         WTF_CSRF_TIME_LIMIT=None,  # the session bounds it; a stale form must not 400
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )

@@ -180,6 +180,23 @@ def test_registration_shows_spanish_errors_and_keeps_input(db, client, field, va
     assert User.select().count() == 0
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("tipo_documento", "ZZ"),
+        ("primer_nombre", "x" * 61),
+        ("email", "a" * 250 + "@x.co"),
+        ("fecha_nacimiento", "\x00"),
+        ("celular", "３００１２３４５６７" * 5),
+    ],
+)
+def test_odd_input_gets_a_spanish_message_not_a_500(db, client, field, value):
+    page = client.post("/registro", data=registration_form(**{field: value}))
+    assert page.status_code == 422
+    error = re.search(r'class="error"[^>]*>([^<]+)<', page.text).group(1)
+    assert not re.search(r"\b(the|field|must|valid choice|characters)\b", error, re.I), error
+
+
 def test_password_may_not_contain_the_document_number(db, client):
     form = registration_form(numero_documento="77123456")
     form["password"] = form["confirm"] = "Clave77123456x"
@@ -551,3 +568,17 @@ def test_activation_mail_is_queued_in_the_same_transaction(db, client, monkeypat
     with pytest.raises(RuntimeError):
         register(client)
     assert User.select().count() == 0 and Message.select().count() == 0
+
+
+def test_lookup_partial_shows_the_document_error_once(db, client, htmx):
+    page = client.post(
+        "/registro/consulta",
+        headers=htmx,
+        data={"tipo_documento": "NI", "numero_documento": "890102044-2"},
+    )
+    assert page.status_code == 422
+    assert page.text.count("dígito de verificación") == 1
+    full = client.post(
+        "/registro/consulta", data={"tipo_documento": "NI", "numero_documento": "890102044-2"}
+    )
+    assert full.text.count("El dígito de verificación del NIT no es válido.") == 1

@@ -26,6 +26,13 @@ def _normalized(normalize):
     return check
 
 
+class SpanishForm(FlaskForm):
+    """A form whose built-in messages (choices, lengths) are WTForms' Spanish ones."""
+
+    class Meta:
+        locales = ("es",)
+
+
 class DateText(StringField):
     """A dd/mm/aaaa text input whose parsed value is a date."""
 
@@ -35,7 +42,7 @@ class DateText(StringField):
         return super()._value()
 
 
-class LookupForm(FlaskForm):
+class LookupForm(SpanishForm):
     """The document pair that the affiliate look-up reads."""
 
     tipo_documento = SelectField(
@@ -49,6 +56,8 @@ class LookupForm(FlaskForm):
     )
 
     def validate_numero_documento(self, field) -> None:
+        if self.tipo_documento.errors:
+            return  # the type's own message says it all
         try:
             field.data = colombia.normalize_document(self.tipo_documento.data, field.data)
         except ValueError as exc:
@@ -108,7 +117,7 @@ class RegistrationForm(LookupForm):
             raise ValidationError(" ".join(problems))
 
 
-class QuizCodeForm(FlaskForm):
+class QuizCodeForm(SpanishForm):
     codigo = StringField(
         "Código recibido por SMS",
         validators=[
@@ -118,6 +127,6 @@ class QuizCodeForm(FlaskForm):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SpanishForm):
     email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=254)])
     password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -162,6 +162,7 @@ def lookup():
         form=form,
         afiliado=afiliado,
         consultado=True,
+        swapped=True,  # the document field is outside the swap: show its error here
     )
 
 
