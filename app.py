@@ -44,6 +44,8 @@ ENV_DEFAULTS = {
     "BASE_URL": "http://127.0.0.1:5000",
     "CAPTCHA": "image",
     "IDLE_MINUTES": "15",
+    "IDLE_MINUTES_SHARED": "10",
+    "SESSION_MAX_HOURS": "12",
     "PROXY_HOPS": "0",
     "DEV_MAILBOX": "false",
 }
@@ -75,6 +77,8 @@ def load_config(app: Flask) -> None:
         BASE_URL=env["BASE_URL"].rstrip("/"),
         CAPTCHA=env["CAPTCHA"],
         IDLE_MINUTES=int(env["IDLE_MINUTES"]),
+        IDLE_MINUTES_SHARED=int(env["IDLE_MINUTES_SHARED"]),
+        SESSION_MAX_HOURS=int(env["SESSION_MAX_HOURS"]),
         PROXY_HOPS=int(env["PROXY_HOPS"]),
         DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
         PASSWORD_HASH=dict(time_cost=2, memory_cost=19456, parallelism=1),

@@ -83,6 +83,9 @@ class User(UserMixin, BaseModel):
     """A Hanna account (affiliate or not)."""
 
     PENDING, ACTIVE, BLOCKED = "pendiente", "activo", "bloqueado"
+    # Roles pick the session timeouts: shared front-desk PCs (convenio, IPS,
+    # staff) get a shorter idle time than an affiliate's own phone.
+    AFFILIATE_ROLE, SHARED_PC_ROLE = "afiliado", "compartido"
 
     email = CharField(max_length=254, unique=True)
     tipo_documento = CharField(max_length=2)
@@ -96,6 +99,7 @@ class User(UserMixin, BaseModel):
     fecha_nacimiento = DateField()
     password_hash = CharField(max_length=255)
     status = CharField(max_length=10, default=PENDING, index=True)
+    role = CharField(max_length=12, default=AFFILIATE_ROLE)
     afiliado = ForeignKeyField(Afiliado, null=True, on_delete="SET NULL")
     # get_id() returns this, not the primary key: rotating it ends every session.
     session_token = CharField(max_length=64, unique=True, default=new_token)

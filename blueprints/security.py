@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask, Response, flash, g, make_response, redirect, request, session, url_for
 
 from blueprints.accounts import service as accounts
 from blueprints.web import login_manager
+from models import User
 
 CSP = "; ".join(
     [
@@ -28,6 +31,15 @@ CSP = "; ".join(
 def init_app(app: Flask) -> None:
     """Install the headers and the session checks on app."""
     login_manager.session_protection = None  # the server-side session row does this job
+    absolute = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    policies = {
+        User.AFFILIATE_ROLE: accounts.SessionPolicy(
+            timedelta(minutes=app.config["IDLE_MINUTES"]), absolute
+        ),
+        User.SHARED_PC_ROLE: accounts.SessionPolicy(
+            timedelta(minutes=app.config["IDLE_MINUTES_SHARED"]), absolute
+        ),
+    }
     login_manager.login_view = "accounts.login"
 
     @login_manager.user_loader
@@ -35,7 +47,7 @@ def init_app(app: Flask) -> None:
         sid = session.get("sid")
         if not sid:
             return None
-        user = accounts.resolve_session(user_token, sid, idle_minutes=app.config["IDLE_MINUTES"])
+        user = accounts.resolve_session(user_token, sid, policies=policies)
         if user is None:
             g.session_ended = True
             session.clear()

@@ -9,6 +9,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 ACTIVATION = "activacion"
 ACTIVATION_MAX_AGE = 48 * 3600
+RESET = "restablecer"
+EMAIL_CHANGE = "cambio-correo"
+RESEND = "reenviar-activacion"
 
 
 class TokenExpired(Exception):
@@ -28,8 +31,11 @@ def make_token(secret: str, purpose: str, payload: dict) -> str:
     return _serializer(secret, purpose).dumps(payload)
 
 
-def read_token(secret: str, purpose: str, token: str, max_age: int) -> dict:
-    """Return the payload of a genuine, fresh token or raise TokenExpired/Invalid."""
+def read_token(secret: str, purpose: str, token: str, max_age: int | None) -> dict:
+    """Return the payload of a genuine, fresh token or raise TokenExpired/Invalid.
+
+    max_age None checks the signature only (to offer a new link for an old one).
+    """
     try:
         return _serializer(secret, purpose).loads(token, max_age=max_age)
     except SignatureExpired as exc:

@@ -59,7 +59,7 @@ def test_login_page_shows_the_manual_words(client):
 def test_login_partial_for_htmx_varies_on_hx_request(client, htmx):
     response = client.post("/", data={"email": "", "password": ""}, headers=htmx)
     assert response.status_code == 422
-    assert response.text.lstrip().startswith("<form")
+    assert response.text.lstrip().startswith('<div id="ingreso"')
     assert "HX-Request" in response.headers["Vary"]
     assert "Este campo es obligatorio." in response.text
 

@@ -130,3 +130,49 @@ class QuizCodeForm(SpanishForm):
 class LoginForm(SpanishForm):
     email = StringField("Email", validators=[DataRequired(REQUIRED), Length(max=254)])
     password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class ForgotForm(SpanishForm):
+    """ "Olvide mi Contraseña (Verificar Datos)"."""
+
+    email = StringField(
+        "Email",
+        validators=[
+            DataRequired(REQUIRED),
+            Length(max=254),
+            Email(
+                "Escriba un correo electrónico válido, como nombre@correo.com.",
+                check_deliverability=False,
+            ),
+        ],
+    )
+    captcha = StringField("Captcha", validators=[Length(max=20)])
+
+
+class NewPasswordForm(SpanishForm):
+    """ "RESTABLECER CONTRASEÑA": the rules are checked by the view with the user's data."""
+
+    password = PasswordField("Nueva Contraseña", validators=[DataRequired(REQUIRED)])
+    confirm = PasswordField(
+        "Confirmar Contraseña",
+        validators=[DataRequired(REQUIRED), EqualTo("password", "Las contraseñas no coinciden.")],
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current = PasswordField("Contraseña actual", validators=[DataRequired(REQUIRED)])
+
+
+class ChangeEmailForm(SpanishForm):
+    email = StringField(
+        "Nuevo email",
+        validators=[
+            DataRequired(REQUIRED),
+            Length(max=254),
+            Email(
+                "Escriba un correo electrónico válido, como nombre@correo.com.",
+                check_deliverability=False,
+            ),
+        ],
+    )
+    current = PasswordField("Contraseña actual", validators=[DataRequired(REQUIRED)])

@@ -11,10 +11,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from peewee import fn
+
 from core import notify, passwords, quiz, tokens
 from core.clock import utcnow
 from core.colombia import mask_email, mask_phone
-from models import Afiliado, OneTimeCode, QuizAttempt, User, UserSession, db
+from models import Afiliado, Message, OneTimeCode, QuizAttempt, User, UserSession, db, new_token
 
 QUIZ_ATTEMPTS = 3
 QUIZ_IDLE = timedelta(minutes=2)
@@ -24,6 +26,13 @@ CODE_RESEND_AFTER = timedelta(seconds=60)
 BACKOFF_FROM = 5
 BACKOFF_CAP = timedelta(minutes=15)
 SESSION_TOUCH = timedelta(seconds=30)
+LOCK_AT = 20  # consecutive failures: locked until a password reset
+RESET_MAX_AGE = 3600
+RESET_COOLDOWN = timedelta(minutes=2)
+RESET_SUBJECT = "Restablecimiento de Contraseña"
+EMAIL_CHANGE_MAX_AGE = 24 * 3600
+ACTIVATION_SUBJECT = "Active su cuenta de la Plataforma Hanna"
+RESEND_COOLDOWN = timedelta(minutes=2)
 
 
 class AccountError(Exception):
@@ -121,9 +130,7 @@ def activation_link(user: User, *, secret: str, base_url: str) -> str:
 def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
     """Queue the activation e-mail (inside the caller's transaction)."""
     link = activation_link(user, secret=secret, base_url=base_url)
-    notify.queue_template_email(
-        user.email, "Active su cuenta de la Plataforma Hanna", "activation", user=user, link=link
-    )
+    notify.queue_template_email(user.email, ACTIVATION_SUBJECT, "activation", user=user, link=link)
 
 
 # --- activation and quiz ----------------------------------------------------
@@ -320,7 +327,8 @@ def authenticate(email: str, password: str) -> User | None:
     if user is None:
         passwords.burn_hash_time(password)
         return None
-    if user.login_blocked_until and user.login_blocked_until > now:
+    locked = user.failed_logins >= LOCK_AT
+    if locked or (user.login_blocked_until and user.login_blocked_until > now):
         passwords.burn_hash_time(password)
         return None
     if not passwords.verify_password(user.password_hash, password):
@@ -351,8 +359,21 @@ def end_session(token: str) -> None:
     ).execute()
 
 
-def resolve_session(user_token: str, token: str, *, idle_minutes: int) -> User | None:
-    """Return the active user of a live session, ending it when idle too long."""
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long a session may sit idle, and live at most, for one kind of user."""
+
+    idle: timedelta
+    absolute: timedelta
+
+
+def resolve_session(
+    user_token: str, token: str, *, policies: dict[str, SessionPolicy]
+) -> User | None:
+    """Return the active user of a live session, ending it when idle or too old.
+
+    policies maps a user's role to its timeouts; "afiliado" is the fallback.
+    """
     row = (
         UserSession.select(UserSession, User)
         .join(User)
@@ -361,10 +382,238 @@ def resolve_session(user_token: str, token: str, *, idle_minutes: int) -> User |
     )
     if row is None or not tokens.same(row.user.session_token, user_token):
         return None
+    policy = policies.get(row.user.role, policies[User.AFFILIATE_ROLE])
     now = utcnow()
-    if now - row.last_seen > timedelta(minutes=idle_minutes) or not row.user.is_active:
+    if (
+        now - row.last_seen > policy.idle
+        or now - row.created_at > policy.absolute
+        or not row.user.is_active
+    ):
         end_session(token)
         return None
     if now - row.last_seen > SESSION_TOUCH:
         UserSession.update(last_seen=now).where(UserSession.id == row.id).execute()
     return row.user
+
+
+def end_all_sessions(user: User, keep: str | None = None) -> None:
+    """End every session of user (all but the one whose token is `keep`)."""
+    query = UserSession.update(ended_at=utcnow()).where(
+        (UserSession.user == user) & UserSession.ended_at.is_null()
+    )
+    if keep:
+        query = query.where(UserSession.token_hash != tokens.digest(keep))
+    query.execute()
+
+
+# --- password reset (H3) and account changes -------------------------------
+
+
+def password_fingerprint(user: User) -> str:
+    """Return a value that changes whenever the password does (kills old links)."""
+    return tokens.digest(user.password_hash)[:16]
+
+
+def password_problems_for(user: User, password: str) -> list[str]:
+    """Apply the H1 password rules with this user's own data."""
+    return passwords.password_problems(
+        password,
+        document=user.numero_documento,
+        phones=[p for p in (user.celular, user.telefono) if p],
+        birth_date=user.fecha_nacimiento,
+        email=user.email,
+    )
+
+
+def request_reset(email: str, *, secret: str, base_url: str) -> None:
+    """Queue the reset mail; an unknown address gets a short note instead.
+
+    Both branches read the same rows and write one outbox row, so the answer,
+    and the work behind it, do not tell whether an account exists.
+    """
+    email = email.strip().lower()
+    with db.atomic():
+        user = User.by_email(email)
+        recent = (
+            Message.select()
+            .where(
+                (Message.recipient == email)
+                & (Message.subject == RESET_SUBJECT)
+                & (Message.created_at > utcnow() - RESET_COOLDOWN)
+            )
+            .exists()
+        )
+        if recent:
+            return  # one mail per address every two minutes: no mail bombing
+        if user is None:
+            notify.queue_template_email(email, RESET_SUBJECT, "reset_unknown", base_url=base_url)
+            return
+        token = tokens.make_token(
+            secret, tokens.RESET, {"u": user.id, "p": password_fingerprint(user)}
+        )
+        notify.queue_template_email(
+            email, RESET_SUBJECT, "reset", user=user, link=f"{base_url}/restablecer/{token}"
+        )
+
+
+def user_for_reset(token: str, *, secret: str) -> User:
+    """Return the account a genuine, fresh, unused reset link names."""
+    try:
+        payload = tokens.read_token(secret, tokens.RESET, token, RESET_MAX_AGE)
+    except tokens.TokenExpired as exc:
+        raise LinkExpired("El enlace para restablecer la contraseña venció (dura 1 hora).") from exc
+    except tokens.TokenInvalid as exc:
+        raise LinkInvalid("El enlace para restablecer la contraseña no es válido.") from exc
+    user = User.get_or_none(User.id == payload.get("u"))
+    if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
+        raise LinkInvalid(
+            "Este enlace ya fue usado o su contraseña cambió después de pedirlo. "
+            "Solicite uno nuevo."
+        )
+    return user
+
+
+def set_password(user: User, password: str, *, keep_session: str | None = None) -> str:
+    """Change the password, end other sessions, clear the back-off; return the new login id.
+
+    Refuses (LinkInvalid) when the password changed meanwhile, so a link or a
+    form can change it only once.
+    """
+    new_hash = passwords.hash_password(password)  # slow: outside the transaction
+    new_id = new_token()
+    with db.atomic():
+        changed = (
+            User.update(
+                password_hash=new_hash,
+                session_token=new_id,
+                failed_logins=0,
+                login_blocked_until=None,
+            )
+            .where((User.id == user.id) & (User.password_hash == user.password_hash))
+            .execute()
+        )
+        if changed != 1:
+            raise LinkInvalid("La contraseña ya fue cambiada. Solicite un enlace nuevo.")
+        end_all_sessions(user, keep=keep_session)
+        notify.queue_template_email(
+            user.email, "Su contraseña fue actualizada", "password_changed", user=user
+        )
+    user.password_hash, user.session_token = new_hash, new_id
+    user.failed_logins, user.login_blocked_until = 0, None
+    return new_id
+
+
+def check_password(user: User, password: str) -> bool:
+    """Verify the current password of a signed-in user; a miss counts toward the lock."""
+    if passwords.verify_password(user.password_hash, password):
+        return True
+    User.update(failed_logins=User.failed_logins + 1).where(User.id == user.id).execute()
+    return False
+
+
+def request_email_change(user: User, new_email: str, *, secret: str, base_url: str) -> None:
+    """Mail a confirmation link to the new address and a notice to the old one."""
+    new_email = new_email.strip().lower()
+    token = tokens.make_token(
+        secret, tokens.EMAIL_CHANGE, {"u": user.id, "e": new_email, "p": password_fingerprint(user)}
+    )
+    with db.atomic():
+        if User.by_email(new_email) is not None:
+            # Tell the owner of that address, not the person asking.
+            notify.queue_template_email(
+                new_email, "Intento de cambio de correo", "email_taken", base_url=base_url
+            )
+            return
+        notify.queue_template_email(
+            new_email,
+            "Confirme su nuevo correo",
+            "email_change",
+            user=user,
+            link=f"{base_url}/cuenta/correo/{token}",
+        )
+        notify.queue_template_email(
+            user.email,
+            "Se solicitó cambiar su correo",
+            "email_change_notice",
+            user=user,
+            masked=mask_email(new_email),
+        )
+
+
+def confirm_email_change(token: str, *, secret: str) -> User:
+    """Apply a confirmed e-mail change; the link dies with any password change."""
+    try:
+        payload = tokens.read_token(secret, tokens.EMAIL_CHANGE, token, EMAIL_CHANGE_MAX_AGE)
+    except tokens.TokenExpired as exc:
+        raise LinkExpired("El enlace para confirmar el correo venció (dura 24 horas).") from exc
+    except tokens.TokenInvalid as exc:
+        raise LinkInvalid("El enlace para confirmar el correo no es válido.") from exc
+    with db.atomic():
+        user = User.get_or_none(User.id == payload.get("u"))
+        if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
+            raise LinkInvalid("Este enlace ya no es válido. Solicite el cambio de nuevo.")
+        new_email = str(payload.get("e"))
+        if user.email == new_email:
+            return user
+        if User.by_email(new_email) is not None:
+            raise AccountError("Ese correo ya está registrado en otra cuenta.")
+        user.email = new_email
+        user.save()
+    return user
+
+
+def resend_activation(user: User, *, secret: str, base_url: str) -> int:
+    """Queue a new activation mail unless one left recently; return seconds to wait (0: sent)."""
+    with db.atomic():
+        last = (
+            Message.select(fn.MAX(Message.created_at))
+            .where((Message.recipient == user.email) & (Message.subject == ACTIVATION_SUBJECT))
+            .scalar()
+        )
+        if last and utcnow() - last < RESEND_COOLDOWN:
+            return int((RESEND_COOLDOWN - (utcnow() - last)).total_seconds()) + 1
+        if user.status == User.PENDING:
+            queue_activation_mail(user, secret=secret, base_url=base_url)
+    return 0
+
+
+def user_for_resend(token: str, *, secret: str) -> User:
+    """Return the pending account behind an activation link, however old, or a resend ticket."""
+    for purpose in (tokens.ACTIVATION, tokens.RESEND):
+        try:
+            payload = tokens.read_token(secret, purpose, token, None)
+        except tokens.TokenInvalid:
+            continue
+        user = User.get_or_none(User.id == payload.get("u"))
+        if user is not None and user.status == User.PENDING:
+            return user
+        break
+    raise LinkInvalid("No hay una cuenta pendiente de activación para este enlace.")
+
+
+def session_id(token: str) -> int | None:
+    """Return the row id of the session behind a cookie token."""
+    row = UserSession.get_or_none(UserSession.token_hash == tokens.digest(token))
+    return row.id if row else None
+
+
+def active_sessions(user: User) -> list[UserSession]:
+    """Return the user's live sessions, most recently seen first."""
+    return list(
+        UserSession.select()
+        .where((UserSession.user == user) & UserSession.ended_at.is_null())
+        .order_by(UserSession.last_seen.desc())
+        .limit(50)
+    )
+
+
+def end_session_row(row: UserSession) -> None:
+    """End one session (from the session list)."""
+    UserSession.update(ended_at=utcnow()).where(UserSession.id == row.id).execute()
+
+
+def logout_everywhere(user: User) -> None:
+    """End every session and rotate the login id, so no old cookie works again."""
+    with db.atomic():
+        User.update(session_token=new_token()).where(User.id == user.id).execute()
+        end_all_sessions(user)

@@ -68,6 +68,14 @@ def login():
             form.email.errors.append(
                 "Su cuenta aún no está activa: abra el enlace del correo de activación."
             )
+            resend = tokens.make_token(_secret(), tokens.RESEND, {"u": user.id})
+            return render(
+                "accounts/login.html",
+                "accounts/_login_form.html",
+                422,
+                form=form,
+                resend_token=resend,
+            )
         elif user is not None:
             form.email.errors.append(
                 "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF."
@@ -257,9 +265,11 @@ def _activation_user(token: str):
     try:
         return service.user_for_activation(token, secret=_secret())
     except service.AccountError as exc:
-        abort(
-            make_response(render_template("accounts/enlace_invalido.html", message=str(exc)), 410)
+        resend = token if isinstance(exc, service.LinkExpired) else None
+        page = render_template(
+            "accounts/enlace_invalido.html", message=str(exc), resend_token=resend
         )
+        abort(make_response(page, 410))
 
 
 def _quiz_page(token: str, user, message: str = "", status: int = 200):
@@ -351,3 +361,7 @@ def activation_code(token: str):
     return render_template(
         "accounts/codigo.html", token=token, form=form, sent_to=sent_to, thin=False
     ), status
+
+
+# Routes of the same blueprint that live in their own modules.
+from blueprints.accounts import recovery  # noqa: E402, F401

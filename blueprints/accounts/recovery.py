@@ -1,0 +1,218 @@
+"""Password reset (H3), the account page, sessions and a new activation mail."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from blueprints.accounts import service
+from blueprints.accounts.forms import (
+    ChangeEmailForm,
+    ChangePasswordForm,
+    ForgotForm,
+    NewPasswordForm,
+)
+from blueprints.accounts.views import _base_url, _captcha_on, _secret, bp
+from blueprints.public import service as captchas
+from blueprints.web import limiter, render, see_other
+from core import passwords
+from core.useragent import describe
+from models import UserSession
+
+# --- Olvide mi Contraseña ------------------------------------------------------
+
+
+def _forgot_page(form: ForgotForm, status: int = 200):
+    key = captchas.new_challenge() if _captcha_on() else None
+    form.captcha.data = ""
+    return render_template("accounts/olvide.html", form=form, captcha_key=key), status
+
+
+@bp.route("/restablecer", methods=["GET", "POST"])
+@limiter.limit("5/minute;30/hour", methods=["POST"])
+def forgot():
+    """Ask for the e-mail and the captcha; the answer never tells if it exists."""
+    form = ForgotForm()
+    if request.method == "GET" or request.form.get("accion") == "refrescar":
+        return _forgot_page(form)
+    if not form.validate():
+        return _forgot_page(form, 422)
+    if _captcha_on() and not captchas.solve(
+        request.form.get("captcha_key", ""), form.captcha.data or ""
+    ):
+        form.captcha.errors.append("El texto no coincide con la imagen. Intente con el nuevo.")
+        return _forgot_page(form, 422)
+    service.request_reset(form.email.data, secret=_secret(), base_url=_base_url())
+    return see_other(url_for("accounts.forgot_sent"))
+
+
+@bp.get("/restablecer/enviado")
+def forgot_sent():
+    """Say what happens next, the same for every address."""
+    return render_template("accounts/olvide_enviado.html")
+
+
+@bp.route("/restablecer/<token>", methods=["GET", "POST"])
+@limiter.limit("10/minute", methods=["POST"])
+def reset(token: str):
+    """Show "RESTABLECER CONTRASEÑA" and set the new password."""
+    try:
+        user = service.user_for_reset(token, secret=_secret())
+    except service.AccountError as exc:
+        return render_template("accounts/enlace_invalido.html", message=str(exc), reset=True), 410
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        problems = service.password_problems_for(user, form.password.data)
+        if not problems:
+            try:
+                service.set_password(user, form.password.data)
+            except service.AccountError as exc:
+                return render_template(
+                    "accounts/enlace_invalido.html", message=str(exc), reset=True
+                ), 410
+            if current_user.is_authenticated:
+                logout_user()
+            session.clear()
+            flash("Su contraseña fue actualizada. Ya puede iniciar sesión.", "ok")
+            return see_other(url_for("accounts.login"))
+        form.password.errors.append(" ".join(problems))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "accounts/restablecer.html",
+        form=form,
+        token=token,
+        rules=passwords.RULES,
+        advice=passwords.ADVICE,
+    ), status
+
+
+# --- a new activation mail -------------------------------------------------------
+
+
+@bp.post("/activacion/reenviar/<token>")
+@limiter.limit("5/10 minutes")
+def resend_activation(token: str):
+    """Send a new activation link (from an old link or a pending login), with a cool-down."""
+    try:
+        user = service.user_for_resend(token, secret=_secret())
+    except service.AccountError as exc:
+        return render_template("accounts/enlace_invalido.html", message=str(exc)), 410
+    wait = service.resend_activation(user, secret=_secret(), base_url=_base_url())
+    return render_template("accounts/reenviado.html", wait=wait, token=token)
+
+
+# --- Mi cuenta ---------------------------------------------------------------------
+
+
+def _account_page(password_form=None, email_form=None, status: int = 200):
+    return render(
+        "accounts/cuenta.html",
+        None,
+        status,
+        password_form=password_form or ChangePasswordForm(formdata=None),
+        email_form=email_form or ChangeEmailForm(formdata=None),
+        rules=passwords.RULES,
+        advice=passwords.ADVICE,
+    )
+
+
+@bp.get("/cuenta")
+@login_required
+def account():
+    """Show the account's data and the forms to change password and e-mail."""
+    return _account_page()
+
+
+@bp.post("/cuenta/clave")
+@login_required
+@limiter.limit("5/minute;30/hour")
+def change_password():
+    """Change the password (asks the current one); other sessions end."""
+    form = ChangePasswordForm()
+    if form.validate():
+        if not service.check_password(current_user, form.current.data):
+            form.current.errors.append("La contraseña actual no es correcta.")
+        elif problems := service.password_problems_for(current_user, form.password.data):
+            form.password.errors.append(" ".join(problems))
+        else:
+            service.set_password(current_user, form.password.data, keep_session=session["sid"])
+            login_user(current_user)  # the login id rotated: keep this browser signed in
+            flash("Su contraseña fue actualizada. Cerramos sus otras sesiones.", "ok")
+            return see_other(url_for("accounts.account"))
+    return _account_page(password_form=form, status=422)
+
+
+@bp.post("/cuenta/correo")
+@login_required
+@limiter.limit("5/minute;20/hour")
+def change_email():
+    """Send a confirmation link to the new address and a notice to the old one."""
+    form = ChangeEmailForm()
+    if form.validate():
+        if not service.check_password(current_user, form.current.data):
+            form.current.errors.append("La contraseña actual no es correcta.")
+        else:
+            service.request_email_change(
+                current_user, form.email.data, secret=_secret(), base_url=_base_url()
+            )
+            flash(
+                "Le enviamos un enlace de confirmación al nuevo correo. El cambio se hace "
+                "cuando lo abra (vence en 24 horas).",
+                "ok",
+            )
+            return see_other(url_for("accounts.account"))
+    return _account_page(email_form=form, status=422)
+
+
+@bp.get("/cuenta/correo/<token>")
+def confirm_email(token: str):
+    """Apply the e-mail change the new address confirmed."""
+    try:
+        service.confirm_email_change(token, secret=_secret())
+    except service.AccountError as exc:
+        return render_template("accounts/enlace_invalido.html", message=str(exc)), 410
+    flash("Su correo fue actualizado. Úselo para iniciar sesión.", "ok")
+    return redirect(
+        url_for("accounts.account" if current_user.is_authenticated else "accounts.login")
+    )
+
+
+# --- Mis sesiones --------------------------------------------------------------------
+
+
+@bp.get("/cuenta/sesiones")
+@login_required
+def sessions():
+    """List the browsers where the account is signed in."""
+    rows = service.active_sessions(current_user)
+    current = service.session_id(session["sid"])
+    return render_template("accounts/sesiones.html", rows=rows, current=current, describe=describe)
+
+
+@bp.post("/cuenta/sesiones/<int:session_id>/cerrar")
+@login_required
+def end_one_session(session_id: int):
+    """End one session of the signed-in user (404 for anybody else's)."""
+    row = UserSession.get_or_none(
+        (UserSession.id == session_id) & (UserSession.user == current_user.id)
+    ) or abort(404)
+    service.end_session_row(row)
+    if row.id == service.session_id(session["sid"]):
+        logout_user()
+        session.clear()
+        return see_other(url_for("accounts.login"))
+    flash("Cerramos esa sesión.", "ok")
+    return see_other(url_for("accounts.sessions"))
+
+
+@bp.post("/cuenta/sesiones/cerrar-todas")
+@login_required
+def end_all():
+    """ "Cerrar sesión en todos los equipos": this one included."""
+    service.logout_everywhere(current_user)
+    logout_user()
+    session.clear()
+    flash("Cerramos su sesión en todos los equipos.", "info")
+    response = see_other(url_for("accounts.login"))
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
