@@ -164,6 +164,21 @@ class OneTimeCode(BaseModel):
     used_at = DateTimeField(null=True)
 
 
+class QrLogin(BaseModel):
+    """A PC asking to be signed in by a phone that already is ("Código QR")."""
+
+    PENDING, APPROVED, REFUSED, USED = "pendiente", "aprobado", "rechazado", "usado"
+
+    key = CharField(max_length=64, unique=True, default=new_token)  # in the QR's URL
+    secret_hash = CharField(max_length=64)  # the PC's browser holds the secret
+    match_code = CharField(max_length=2)  # shown on the PC, picked on the phone
+    user_agent = CharField(max_length=200, default="")
+    status = CharField(max_length=10, default=PENDING)
+    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow, index=True)
+    expires_at = DateTimeField()
+
+
 class Captcha(BaseModel):
     """A captcha challenge; stored so that a solved one cannot be replayed."""
 
@@ -209,6 +224,7 @@ MODELS = [
     UserSession,
     QuizAttempt,
     OneTimeCode,
+    QrLogin,
     Captcha,
     Message,
     SchemaVersion,

@@ -16,7 +16,17 @@ from peewee import fn
 from core import notify, passwords, quiz, tokens
 from core.clock import utcnow
 from core.colombia import mask_email, mask_phone
-from models import Afiliado, Message, OneTimeCode, QuizAttempt, User, UserSession, db, new_token
+from models import (
+    Afiliado,
+    Message,
+    OneTimeCode,
+    QrLogin,
+    QuizAttempt,
+    User,
+    UserSession,
+    db,
+    new_token,
+)
 
 QUIZ_ATTEMPTS = 3
 QUIZ_IDLE = timedelta(minutes=2)
@@ -617,3 +627,83 @@ def logout_everywhere(user: User) -> None:
     with db.atomic():
         User.update(session_token=new_token()).where(User.id == user.id).execute()
         end_all_sessions(user)
+
+
+# --- QR sign-in (H5) ---------------------------------------------------------
+
+QR_TTL = timedelta(minutes=2)
+
+
+def start_qr_login(user_agent: str) -> tuple[QrLogin, str]:
+    """Open a sign-in request for this PC; return it and the secret its browser keeps."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    if secrets.randbelow(20) == 0:  # now and then, forget old requests
+        QrLogin.delete().where(QrLogin.expires_at < now - timedelta(hours=1)).execute()
+    request = QrLogin.create(
+        secret_hash=tokens.digest(secret),
+        match_code=f"{secrets.randbelow(90) + 10}",
+        user_agent=user_agent[:200],
+        created_at=now,
+        expires_at=now + QR_TTL,
+    )
+    return request, secret
+
+
+def qr_for_phone(key: str) -> QrLogin | None:
+    """Return the pending, unexpired request behind a scanned code."""
+    return QrLogin.get_or_none(
+        (QrLogin.key == key) & (QrLogin.status == QrLogin.PENDING) & (QrLogin.expires_at > utcnow())
+    )
+
+
+def qr_match_options(request: QrLogin) -> list[str]:
+    """Return three numbers for the phone: the PC's and two others, in order."""
+    options = {request.match_code}
+    rng = secrets.SystemRandom()
+    while len(options) < 3:
+        options.add(f"{rng.randrange(10, 100)}")
+    return sorted(options)
+
+
+def decide_qr(key: str, user: User, picked: str | None) -> bool:
+    """Approve the request when the phone's user picked the PC's number; refuse otherwise."""
+    request = qr_for_phone(key)
+    if request is None:
+        return False
+    approve = picked is not None and tokens.same(request.match_code, picked)
+    changed = (
+        QrLogin.update(status=QrLogin.APPROVED if approve else QrLogin.REFUSED, user=user)
+        .where(
+            (QrLogin.id == request.id)
+            & (QrLogin.status == QrLogin.PENDING)
+            & (QrLogin.expires_at > utcnow())
+        )
+        .execute()
+    )
+    return approve and changed == 1
+
+
+def claim_qr_login(key: str, secret: str) -> tuple[str, User | None]:
+    """For the PC that opened it: return ("esperando"|"listo"|"vencido"|"rechazado", user).
+
+    "listo" happens once: the request is spent in the same conditional UPDATE.
+    """
+    request = QrLogin.get_or_none(QrLogin.key == key)
+    if request is None or not tokens.same(request.secret_hash, tokens.digest(secret)):
+        return "vencido", None  # a foreign browser learns nothing
+    if request.status == QrLogin.REFUSED:
+        return "rechazado", None
+    if request.status == QrLogin.APPROVED and utcnow() < request.expires_at + QR_TTL:
+        spent = (
+            QrLogin.update(status=QrLogin.USED)
+            .where((QrLogin.id == request.id) & (QrLogin.status == QrLogin.APPROVED))
+            .execute()
+        )
+        user = User.get_or_none(User.id == request.user_id)
+        if spent == 1 and user is not None and user.is_active:
+            return "listo", user
+        return "vencido", None
+    if request.status == QrLogin.PENDING and request.expires_at > utcnow():
+        return "esperando", None
+    return "vencido", None

@@ -364,4 +364,4 @@ def activation_code(token: str):
 
 
 # Routes of the same blueprint that live in their own modules.
-from blueprints.accounts import recovery  # noqa: E402, F401
+from blueprints.accounts import qr, recovery  # noqa: E402, F401
