@@ -26,6 +26,21 @@ def _normalized(normalize):
     return check
 
 
+def email_field(label: str) -> StringField:
+    """An e-mail input with the portal's Spanish message (no DNS look-up)."""
+    return StringField(
+        label,
+        validators=[
+            DataRequired(REQUIRED),
+            Length(max=254),
+            Email(
+                "Escriba un correo electrónico válido, como nombre@correo.com.",
+                check_deliverability=False,
+            ),
+        ],
+    )
+
+
 class SpanishForm(FlaskForm):
     """A form whose built-in messages (choices, lengths) are WTForms' Spanish ones."""
 
@@ -75,17 +90,7 @@ class RegistrationForm(LookupForm):
         "Primer Nombre", validators=[DataRequired(REQUIRED), Length(max=60)]
     )
     segundo_nombre = StringField("Segundo Nombre", validators=[Optional(), Length(max=60)])
-    email = StringField(
-        "Email",
-        validators=[
-            DataRequired(REQUIRED),
-            Length(max=254),
-            Email(
-                "Escriba un correo electrónico válido, como nombre@correo.com.",
-                check_deliverability=False,
-            ),
-        ],
-    )
+    email = email_field("Email")
     telefono = StringField(
         "Teléfono", validators=[Optional(), _normalized(colombia.normalize_phone)]
     )
@@ -135,17 +140,7 @@ class LoginForm(SpanishForm):
 class ForgotForm(SpanishForm):
     """ "Olvide mi Contraseña (Verificar Datos)"."""
 
-    email = StringField(
-        "Email",
-        validators=[
-            DataRequired(REQUIRED),
-            Length(max=254),
-            Email(
-                "Escriba un correo electrónico válido, como nombre@correo.com.",
-                check_deliverability=False,
-            ),
-        ],
-    )
+    email = email_field("Email")
     captcha = StringField("Captcha", validators=[Length(max=20)])
 
 
@@ -164,15 +159,5 @@ class ChangePasswordForm(NewPasswordForm):
 
 
 class ChangeEmailForm(SpanishForm):
-    email = StringField(
-        "Nuevo email",
-        validators=[
-            DataRequired(REQUIRED),
-            Length(max=254),
-            Email(
-                "Escriba un correo electrónico válido, como nombre@correo.com.",
-                check_deliverability=False,
-            ),
-        ],
-    )
+    email = email_field("Nuevo email")
     current = PasswordField("Contraseña actual", validators=[DataRequired(REQUIRED)])

@@ -12,7 +12,7 @@ from blueprints.accounts.forms import (
     ForgotForm,
     NewPasswordForm,
 )
-from blueprints.accounts.views import _base_url, _captcha_on, _secret, bp
+from blueprints.accounts.views import _base_url, _captcha_on, _secret, bp, signed_out
 from blueprints.public import service as captchas
 from blueprints.web import limiter, render, see_other
 from core import passwords
@@ -198,9 +198,7 @@ def end_one_session(session_id: int):
     ) or abort(404)
     service.end_session_row(row)
     if row.id == service.session_id(session["sid"]):
-        logout_user()
-        session.clear()
-        return see_other(url_for("accounts.login"))
+        return signed_out("Cerró esta sesión.")
     flash("Cerramos esa sesión.", "ok")
     return see_other(url_for("accounts.sessions"))
 
@@ -210,9 +208,4 @@ def end_one_session(session_id: int):
 def end_all():
     """ "Cerrar sesión en todos los equipos": this one included."""
     service.logout_everywhere(current_user)
-    logout_user()
-    session.clear()
-    flash("Cerramos su sesión en todos los equipos.", "info")
-    response = see_other(url_for("accounts.login"))
-    response.headers["Clear-Site-Data"] = '"cache", "storage"'
-    return response
+    return signed_out("Cerramos su sesión en todos los equipos.")

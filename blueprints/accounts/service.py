@@ -146,14 +146,28 @@ def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
 # --- activation and quiz ----------------------------------------------------
 
 
+def _read_link(
+    token: str, *, secret: str, purpose: str, max_age: int, what: str, lasts: str
+) -> dict:
+    """Read a signed link, telling "expired" from "invalid" in the user's words."""
+    try:
+        return tokens.read_token(secret, purpose, token, max_age)
+    except tokens.TokenExpired as exc:
+        raise LinkExpired(f"El enlace {what} venció (es válido por {lasts}).") from exc
+    except tokens.TokenInvalid as exc:
+        raise LinkInvalid(f"El enlace {what} no es válido.") from exc
+
+
 def user_for_activation(token: str, *, secret: str) -> User:
     """Return the pending account a genuine, fresh activation link names."""
-    try:
-        payload = tokens.read_token(secret, tokens.ACTIVATION, token, tokens.ACTIVATION_MAX_AGE)
-    except tokens.TokenExpired as exc:
-        raise LinkExpired("El enlace de activación venció (es válido por 48 horas).") from exc
-    except tokens.TokenInvalid as exc:
-        raise LinkInvalid("El enlace de activación no es válido.") from exc
+    payload = _read_link(
+        token,
+        secret=secret,
+        purpose=tokens.ACTIVATION,
+        max_age=tokens.ACTIVATION_MAX_AGE,
+        what="de activación",
+        lasts="48 horas",
+    )
     user = User.get_or_none(User.id == payload.get("u"))
     if user is None or not tokens.same(user.activation_nonce, str(payload.get("n"))):
         raise LinkInvalid("Este enlace de activación ya fue usado o no es válido.")
@@ -468,12 +482,14 @@ def request_reset(email: str, *, secret: str, base_url: str) -> None:
 
 def user_for_reset(token: str, *, secret: str) -> User:
     """Return the account a genuine, fresh, unused reset link names."""
-    try:
-        payload = tokens.read_token(secret, tokens.RESET, token, RESET_MAX_AGE)
-    except tokens.TokenExpired as exc:
-        raise LinkExpired("El enlace para restablecer la contraseña venció (dura 1 hora).") from exc
-    except tokens.TokenInvalid as exc:
-        raise LinkInvalid("El enlace para restablecer la contraseña no es válido.") from exc
+    payload = _read_link(
+        token,
+        secret=secret,
+        purpose=tokens.RESET,
+        max_age=RESET_MAX_AGE,
+        what="para restablecer la contraseña",
+        lasts="1 hora",
+    )
     user = User.get_or_none(User.id == payload.get("u"))
     if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
         raise LinkInvalid(
@@ -552,12 +568,14 @@ def request_email_change(user: User, new_email: str, *, secret: str, base_url: s
 
 def confirm_email_change(token: str, *, secret: str) -> User:
     """Apply a confirmed e-mail change; the link dies with any password change."""
-    try:
-        payload = tokens.read_token(secret, tokens.EMAIL_CHANGE, token, EMAIL_CHANGE_MAX_AGE)
-    except tokens.TokenExpired as exc:
-        raise LinkExpired("El enlace para confirmar el correo venció (dura 24 horas).") from exc
-    except tokens.TokenInvalid as exc:
-        raise LinkInvalid("El enlace para confirmar el correo no es válido.") from exc
+    payload = _read_link(
+        token,
+        secret=secret,
+        purpose=tokens.EMAIL_CHANGE,
+        max_age=EMAIL_CHANGE_MAX_AGE,
+        what="para confirmar el correo",
+        lasts="24 horas",
+    )
     with db.atomic():
         user = User.get_or_none(User.id == payload.get("u"))
         if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):

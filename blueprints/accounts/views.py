@@ -93,10 +93,17 @@ def logout():
     """End this session on the server and in the browser."""
     if session.get("sid"):
         service.end_session(session["sid"])
+    return signed_out("Cerró su sesión.")
+
+
+def signed_out(message: str | None = None):
+    """Forget the browser's session and cache, then go to the login page."""
     logout_user()
     session.clear()
-    flash("Cerró su sesión.", "info")
+    if message:
+        flash(message, "info")
     response = see_other(url_for("accounts.login"))
+    # Shared PCs: nothing the pages showed may stay in this browser.
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
