@@ -343,3 +343,27 @@ def test_expired_activation_link_offers_a_new_one(db, client, outbox, monkeypatc
 
 def test_forged_resend_ticket_is_refused(db, client):
     assert client.post("/activacion/reenviar/abc.def.ghi").status_code == 410
+
+
+def test_login_rehashes_when_the_parameters_rise(db, client):
+    user = make_user()  # hashed with the cheap test parameters
+    assert "t=1" in user.password_hash
+    passwords.configure(time_cost=2, memory_cost=16, parallelism=1)
+    try:
+        assert login(client, user).status_code == 303
+    finally:
+        passwords.configure(time_cost=1, memory_cost=8, parallelism=1)
+    stored = User.get_by_id(user.id).password_hash
+    assert "t=2" in stored and passwords.verify_password(stored, PASSWORD)
+
+
+def test_production_hashing_meets_owasp_minimums(tmp_path, monkeypatch):
+    from app import create_app
+
+    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    create_app()  # the default configuration configures the hasher
+    try:
+        assert "$argon2id$v=19$m=19456,t=2,p=1$" in passwords.hash_password("Una-Clave-Larga-9")
+    finally:
+        passwords.configure(time_cost=1, memory_cost=8, parallelism=1)
