@@ -296,6 +296,7 @@ def test_tampered_confirmation_creates_nothing(db, client):
     client.post("/registro", data=form)
     page = client.post("/registro", data={**form, "confirmacion": "x.y.z"})
     assert page.status_code == 422 and User.select().count() == 0
+    assert "La confirmación venció o no corresponde" in page.text
 
 
 def test_confirmation_is_bound_to_the_data_confirmed(db, client):

@@ -138,7 +138,9 @@ def _match_affiliate(form: RegistrationForm):
     return afiliado
 
 
-def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: bool = True):
+def _registration_page(
+    form: RegistrationForm, status: int = 200, new_captcha: bool = True, alert: str = ""
+):
     afiliado = _match_affiliate(form)
     key = request.form.get("captcha_key", "")
     if _captcha_on() and (new_captcha or not captchas.challenge(key)):
@@ -152,6 +154,7 @@ def _registration_page(form: RegistrationForm, status: int = 200, new_captcha: b
         afiliado=afiliado,
         consultado=bool(form.numero_documento.data),
         captcha_key=key,
+        alert=alert,
         rules=passwords.RULES,
         advice=passwords.ADVICE,
     )
@@ -216,7 +219,7 @@ def register():
         form.captcha.errors.append("El texto no coincide con la imagen. Intente con el nuevo.")
         return _registration_page(form, 422)
     ticket = tokens.make_token(_secret(), CONFIRM_PURPOSE, _fingerprint(form))
-    if request.headers.get("HX-Request") == "true":
+    if wants_partial():
         response = render(
             "accounts/confirmar.html",
             "accounts/_confirmar.html",
@@ -244,8 +247,8 @@ def _create(form: RegistrationForm, ticket: str):
     except (tokens.TokenExpired, tokens.TokenInvalid):
         signed = None
     if signed != _fingerprint(form):
-        flash("La confirmación venció. Revise sus datos y confirme de nuevo.", "error")
-        return _registration_page(form, 422)
+        alert = "La confirmación venció o no corresponde a estos datos. Revise y confirme de nuevo."
+        return _registration_page(form, 422, alert=alert)
     data = service.Registration(
         **{name: getattr(form, name).data for name in service.Registration.__dataclass_fields__}
     )
