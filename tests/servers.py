@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -36,24 +35,50 @@ def flask(env: dict, *args: str) -> str:
     return result.stdout
 
 
-def gunicorn(env: dict, port: int, workers: int = 1) -> subprocess.Popen:
-    """Start the portal on 127.0.0.1:port and wait until /salud answers."""
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers), "app:create_app()"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def gunicorn(
+    env: dict, port: int, workers: int = 1, log_file: Path | None = None
+) -> subprocess.Popen:
+    """Start the portal on 127.0.0.1:port and wait until /salud answers.
+
+    With log_file, the server's log and its access log go to that file, for tests
+    that read what the server said (CSP reports, errors).
+    """
+    command = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+    if log_file is not None:
+        command += ["--access-logfile", "-"]
+    command.append("app:create_app()")
+    if log_file is not None:
+        with log_file.open("w") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    else:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def output() -> str:
+        if log_file is not None:
+            return log_file.read_text(encoding="utf-8", errors="replace")[-2000:]
+        return process.stderr.read().decode()[-2000:]
+
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"gunicorn exited:\n{output()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/salud", timeout=2):
                 return process
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
+        except OSError:  # not listening yet (URLError, reset, timeout)
+            time.sleep(0.1)
     process.kill()
     raise RuntimeError("gunicorn did not start in 30 s")
 

@@ -47,8 +47,10 @@ def test_qr_page_shows_an_svg_code_and_the_number_to_match(db, client):
 def test_waiting_poll_is_204_for_htmx_and_a_page_without_js(db, client, htmx):
     open_qr(client)
     assert client.get("/qr/estado", headers=htmx).status_code == 204
+    qr = QrLogin.get()
     page = client.get("/qr/estado")
     assert page.status_code == 200 and "Todavía no recibimos la confirmación" in page.text
+    assert f">{qr.match_code}</strong>" in page.text and "<svg" in page.text  # still usable
 
 
 def test_phone_sees_which_browser_asks_and_three_numbers(db, client, phone):

@@ -203,10 +203,14 @@ def test_change_password_asks_the_current_one_and_ends_other_sessions(db, app, c
     login(other, user)
     login(client, user)
     wrong = client.post(
-        "/cuenta/clave", data={"current": "Mala-1x", "password": NEW, "confirm": NEW}
+        "/cuenta/clave",
+        data={"clave-current": "Mala-1x", "clave-password": NEW, "clave-confirm": NEW},
     )
     assert wrong.status_code == 422 and "La contraseña actual no es correcta." in wrong.text
-    done = client.post("/cuenta/clave", data={"current": PASSWORD, "password": NEW, "confirm": NEW})
+    done = client.post(
+        "/cuenta/clave",
+        data={"clave-current": PASSWORD, "clave-password": NEW, "clave-confirm": NEW},
+    )
     assert done.status_code == 303
     assert client.get("/cuenta").status_code == 200  # this browser stays in
     assert other.get("/inicio").status_code == 302
@@ -216,7 +220,9 @@ def test_change_password_asks_the_current_one_and_ends_other_sessions(db, app, c
 def test_change_email_needs_the_new_address_to_confirm(db, client, outbox):
     user = make_user()
     login(client, user)
-    done = client.post("/cuenta/correo", data={"email": "Nuevo@Example.com", "current": PASSWORD})
+    done = client.post(
+        "/cuenta/correo", data={"correo-email": "Nuevo@Example.com", "correo-current": PASSWORD}
+    )
     assert done.status_code == 303
     mails = {m.recipient: m for m in outbox.all("email")}
     assert "nu*****@example.com" in mails[user.email].body_text  # notice to the old address
@@ -229,7 +235,7 @@ def test_change_email_needs_the_new_address_to_confirm(db, client, outbox):
 def test_change_email_to_a_taken_address_tells_its_owner_only(db, client, outbox):
     user, owner = make_user(), make_user()
     login(client, user)
-    client.post("/cuenta/correo", data={"email": owner.email, "current": PASSWORD})
+    client.post("/cuenta/correo", data={"correo-email": owner.email, "correo-current": PASSWORD})
     mail = outbox.all("email")[-1]
     assert mail.recipient == owner.email and "/cuenta/correo/" not in mail.body_text
     assert User.get_by_id(user.id).email == user.email

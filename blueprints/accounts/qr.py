@@ -36,8 +36,12 @@ def qr_start():
         return redirect(url_for("accounts.home"))
     qr, secret = service.start_qr_login(request.user_agent.string)
     session["qr"] = {"key": qr.key, "secret": secret}
+    return _qr_page(qr)
+
+
+def _qr_page(qr, notice: str = ""):
     url = f"{current_app.config['BASE_URL']}/qr/{qr.key}"
-    return render_template("accounts/qr.html", qr=qr, svg=_qr_svg(url), url=url)
+    return render_template("accounts/qr.html", qr=qr, svg=_qr_svg(url), url=url, notice=notice)
 
 
 @bp.get("/qr/estado")
@@ -54,10 +58,18 @@ def qr_status():
             response.headers["HX-Redirect"] = url_for("accounts.home")
             return response
         return redirect(url_for("accounts.home"), 303)
-    if state == "esperando" and wants_partial():
-        return "", 204  # nothing new: htmx keeps polling
-    if state != "esperando":
-        session.pop("qr", None)
+    if state == "esperando":
+        if wants_partial():
+            return "", 204  # nothing new: htmx keeps polling
+        # Without JS: the same code and number again, so the phone can still use them.
+        qr = service.qr_for_phone(pending["key"])
+        if qr is not None:
+            notice = (
+                "Todavía no recibimos la confirmación. Confirme en su celular y vuelva a intentar."
+            )
+            return _qr_page(qr, notice)
+        state = "vencido"  # it expired in between
+    session.pop("qr", None)
     template = "accounts/_qr_estado.html" if wants_partial() else "accounts/qr_estado.html"
     response = make_response(render_template(template, state=state), 200)
     response.vary.add("HX-Request")

@@ -109,8 +109,8 @@ def _account_page(password_form=None, email_form=None, status: int = 200):
         "accounts/cuenta.html",
         None,
         status,
-        password_form=password_form or ChangePasswordForm(formdata=None),
-        email_form=email_form or ChangeEmailForm(formdata=None),
+        password_form=password_form or ChangePasswordForm(formdata=None, prefix="clave"),
+        email_form=email_form or ChangeEmailForm(formdata=None, prefix="correo"),
         rules=passwords.RULES,
         advice=passwords.ADVICE,
     )
@@ -128,7 +128,7 @@ def account():
 @limiter.limit("5/minute;30/hour")
 def change_password():
     """Change the password (asks the current one); other sessions end."""
-    form = ChangePasswordForm()
+    form = ChangePasswordForm(prefix="clave")  # two forms on one page: distinct ids
     if form.validate():
         if not service.check_password(current_user, form.current.data):
             form.current.errors.append("La contraseña actual no es correcta.")
@@ -147,7 +147,7 @@ def change_password():
 @limiter.limit("5/minute;20/hour")
 def change_email():
     """Send a confirmation link to the new address and a notice to the old one."""
-    form = ChangeEmailForm()
+    form = ChangeEmailForm(prefix="correo")
     if form.validate():
         if not service.check_password(current_user, form.current.data):
             form.current.errors.append("La contraseña actual no es correcta.")

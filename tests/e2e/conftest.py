@@ -16,11 +16,9 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,9 +28,10 @@ import pytest
 
 import models
 from core import db as dbmod
+from core import passwords
+from tests.e2e.helpers import MOBILE
+from tests.servers import ROOT, flask, free_port, gunicorn, stop
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,7 +43,6 @@ CHROMIUM_ARGS = [
 ]
 AXE = ROOT / ".cache" / "axe" / "package" / "axe.min.js"
 SHOTS = Path("/tmp/e2e-shots")
-MOBILE = {"width": 360, "height": 740}
 SECRET = "e2e-" + uuid.uuid4().hex
 
 
@@ -52,12 +50,6 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "e2e: browser journeys against a real server (Chromium, SMTP sink)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- SMTP sink --------------------------------------------------------------
@@ -146,8 +138,8 @@ class Portal:
         with self.db().connection_context():
             return models.Afiliado.create(**data)
 
-    def seed_user(self, **over) -> models.User:
-        """Insert an account directly (for "already registered" cases)."""
+    def seed_user(self, password: str | None = None, **over) -> models.User:
+        """Insert an account directly; with password it can sign in ("!" never matches)."""
         data = dict(
             tipo_documento="CC",
             primer_nombre="Ana",
@@ -158,6 +150,8 @@ class Portal:
             status=models.User.ACTIVE,
         )
         data.update(over)
+        if password is not None:
+            data["password_hash"] = passwords.hash_password(password)
         with self.db().connection_context():
             return models.User.create(**data)
 
@@ -184,16 +178,7 @@ class Portal:
 
     # Delivery: the real worker command, then what reached SMTP or the SMS file.
     def run_worker(self) -> str:
-        done = subprocess.run(
-            [str(BIN / "flask"), "--app", "app", "worker", "--once"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return flask(self.env, "worker", "--once")
 
     def mail_to(self, address: str, wait: float = 5.0) -> list[email.message.EmailMessage]:
         deadline = time.monotonic() + wait
@@ -201,6 +186,20 @@ class Portal:
             found = self.smtp.to(address)
             if found or time.monotonic() > deadline:
                 return found
+            time.sleep(0.05)
+
+    def delivered(self, address: str, subject: str) -> email.message.EmailMessage:
+        """Deliver the outbox and return the last mail with subject that reached address."""
+        self.run_worker()
+        deadline = time.monotonic() + 5.0
+        while True:
+            found = [m for m in self.smtp.to(address) if m["Subject"] == subject]
+            if found:
+                return found[-1]
+            assert time.monotonic() < deadline, (
+                f"no mail {subject!r} for {address}; got "
+                f"{[m['Subject'] for m in self.smtp.to(address)]}"
+            )
             time.sleep(0.05)
 
     def activation_link(self, address: str) -> str:
@@ -249,27 +248,12 @@ def _drop_schema(schema: str) -> None:
     admin.close()
 
 
-def _wait_until_up(portal: Portal, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if portal.process.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(portal.base_url + "/salud", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start:\n" + portal.server_log())
-
-
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory, smtp):
     tmp = tmp_path_factory.mktemp("portal")
     url, schema = _database(tmp)
     port = free_port()
-    env = {
-        **os.environ,
+    env = {  # tests.servers adds the rest of os.environ
         "SECRET_KEY": SECRET,
         "DATABASE_URL": url,
         "BASE_URL": f"http://127.0.0.1:{port}",
@@ -297,27 +281,13 @@ def portal(tmp_path_factory, smtp):
         log_file=tmp / "server.log",
         smtp=smtp,
     )
-    gunicorn = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1",
-                "--access-logfile", "-", "app:create_app()"]  # fmt: skip
     try:
-        init = subprocess.run(
-            [str(BIN / "flask"), "--app", "app", "init-db"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert init.returncode == 0, init.stdout + init.stderr
-        with portal.log_file.open("w") as log:
-            portal.process = subprocess.Popen(
-                gunicorn, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        _wait_until_up(portal)
+        flask(env, "init-db")
+        portal.process = gunicorn(env, port, workers=1, log_file=portal.log_file)
         yield portal
     finally:
         if portal.process is not None:
-            portal.process.terminate()
-            try:
-                portal.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                portal.process.kill()
+            stop(portal.process)
         portal.close_db()
         if schema:
             _drop_schema(schema)
@@ -343,22 +313,28 @@ _client_ips = itertools.count(1)
 
 
 class Visit:
-    """A browser context for one person, with its console messages kept."""
+    """A browser context for one person, with its console messages kept.
+
+    options go to Playwright's new_context (e.g. a desktop viewport, a user_agent).
+    """
 
     def __init__(
-        self, browser, portal: Portal, *, js: bool = True, bypass_csp: bool = False
+        self, browser, portal: Portal, *, js: bool = True, bypass_csp: bool = False, **options
     ) -> None:
         n = next(_client_ips)
         self.js = js
         self.context = browser.new_context(
-            base_url=portal.base_url,
-            viewport=MOBILE,
-            locale="es-CO",
-            java_script_enabled=js,
-            bypass_csp=bypass_csp,
-            extra_http_headers={
-                "X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
-            },
+            **{
+                "base_url": portal.base_url,
+                "viewport": MOBILE,
+                "locale": "es-CO",
+                "java_script_enabled": js,
+                "bypass_csp": bypass_csp,
+                "extra_http_headers": {
+                    "X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+                },
+                **options,
+            }
         )
         self.context.set_default_timeout(15_000)
         self.console: list[str] = []

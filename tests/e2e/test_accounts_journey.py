@@ -14,6 +14,14 @@ from datetime import date
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.helpers import (
+    audit_with_and_without_htmx,
+    axe_problems,
+    axe_violations,
+    navigations,
+    shot,
+)
+
 pytestmark = pytest.mark.e2e
 
 DOC = "Cédula / Nit (Con dígito de verificación)"
@@ -74,19 +82,6 @@ def thin_afiliado(portal):
         primer_apellido="MEZA",
         segundo_apellido="",
     )
-
-
-def shot(page: Page, shots, name: str, js: bool | None = None, full_page: bool = True) -> None:
-    """Save a screenshot at 360x740 under /tmp/e2e-shots (never into the repository)."""
-    suffix = "" if js is None else ("-js" if js else "-sin-js")
-    page.screenshot(path=str(shots / f"{name}{suffix}.png"), full_page=full_page)
-
-
-def navigations(page: Page) -> list[str]:
-    """Record document loads (not history updates), to tell an htmx swap from a page load."""
-    seen: list[str] = []
-    page.on("domcontentloaded", lambda p: seen.append(p.url))
-    return seen
 
 
 # --- steps --------------------------------------------------------------------
@@ -471,15 +466,6 @@ def test_confirmation_dialog_takes_the_focus(visit, portal):
 # --- accessibility (axe-core, in a context that may inject it) ------------------
 
 
-def axe_violations(page: Page, source: str) -> list[dict]:
-    page.evaluate(source)  # CSP is bypassed in this context only
-    return page.evaluate("""async () => {
-        const r = await axe.run(document, {resultTypes: ['violations']});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            targets: v.nodes.map(n => n.target.join(' '))}));
-    }""")
-
-
 def _walk_and_audit(page: Page, portal, source: str) -> dict[str, list[dict]]:
     """Walk every journey's pages and run axe-core on each."""
     found: dict[str, list[dict]] = {}
@@ -567,25 +553,17 @@ def _walk_and_audit(page: Page, portal, source: str) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def axe_results(browser, portal, axe_source, visit_class):
     """Audit once per mode: with htmx, and with htmx blocked (the no-JS pages)."""
-    results = {}
-    for mode in ("htmx", "sin-htmx"):
-        v = visit_class(browser, portal, js=True, bypass_csp=True)
-        if mode == "sin-htmx":
-            v.page.route(re.compile(r"/static/vendor/htmx"), lambda route: route.abort())
-        try:
-            results[mode] = _walk_and_audit(v.page, portal, axe_source)
-        finally:
-            v.close()
-    return results
+    return audit_with_and_without_htmx(
+        browser,
+        portal,
+        visit_class,
+        lambda open_visit: _walk_and_audit(open_visit().page, portal, axe_source),
+    )
 
 
 @pytest.mark.parametrize("mode", ["htmx", "sin-htmx"])
 def test_pages_have_no_axe_violations(axe_results, mode):
     found = axe_results[mode]
     assert len(found) == 14, sorted(found)
-    problems = [
-        f"[{name}] {v['id']} ({v['impact']}): {v['help']} -> {v['targets']}"
-        for name, violations in found.items()
-        for v in violations
-    ]
+    problems = axe_problems(found)
     assert not problems, "axe-core violations:\n" + "\n".join(problems)
