@@ -17,7 +17,6 @@ from blueprints.public import service as captchas
 from blueprints.web import limiter, render, see_other
 from core import passwords
 from core.useragent import describe
-from models import UserSession
 
 # --- Olvide mi Contraseña ------------------------------------------------------
 
@@ -193,10 +192,7 @@ def sessions():
 @login_required
 def end_one_session(session_id: int):
     """End one session of the signed-in user (404 for anybody else's)."""
-    row = UserSession.get_or_none(
-        (UserSession.id == session_id) & (UserSession.user == current_user.id)
-    ) or abort(404)
-    service.end_session_row(row)
+    row = service.end_own_session(current_user, session_id) or abort(404)
     if row.id == service.session_id(session["sid"]):
         return signed_out("Cerró esta sesión.")
     flash("Cerramos esa sesión.", "ok")

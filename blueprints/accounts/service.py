@@ -635,9 +635,12 @@ def active_sessions(user: User) -> list[UserSession]:
     )
 
 
-def end_session_row(row: UserSession) -> None:
-    """End one session (from the session list)."""
-    UserSession.update(ended_at=utcnow()).where(UserSession.id == row.id).execute()
+def end_own_session(user: User, session_id: int) -> UserSession | None:
+    """End one of user's sessions (from the list); None when it is not theirs."""
+    row = UserSession.get_or_none((UserSession.id == session_id) & (UserSession.user == user))
+    if row is not None:
+        UserSession.update(ended_at=utcnow()).where(UserSession.id == row.id).execute()
+    return row
 
 
 def logout_everywhere(user: User) -> None:
