@@ -82,7 +82,11 @@ def load_config(app: Flask) -> None:
         PROXY_HOPS=int(env["PROXY_HOPS"]),
         DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
         PASSWORD_HASH=dict(time_cost=2, memory_cost=19456, parallelism=1),
-        SESSION_COOKIE_NAME="hanna_sesion",
+        # Over HTTPS the __Host- prefix makes the browser refuse a cookie set
+        # by a sub-domain or without Secure (no session fixation from outside).
+        SESSION_COOKIE_NAME="__Host-hanna_sesion"
+        if env["BASE_URL"].startswith("https://")
+        else "hanna_sesion",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=env["BASE_URL"].startswith("https://"),

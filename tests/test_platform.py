@@ -125,6 +125,16 @@ def test_dev_mailbox_is_never_on_in_production(tmp_path, monkeypatch):
     assert "dev.mailbox" not in app.view_functions
 
 
+def test_https_deployment_uses_a_secure_host_only_cookie(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("BASE_URL", "https://hanna.cajacopi.com")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    app = create_app()
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+    assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
 def test_health(client):
     assert client.get("/salud").json == {"estado": "ok"}
 
