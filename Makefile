@@ -43,7 +43,7 @@ run: $(STAMP) $(DEVSTAMP) $(SECRET)
 	  SMS_BACKEND=console; trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Sink & \
 	$(BIN)/flask worker & \
-	$(BIN)/gunicorn -b 127.0.0.1:5000 -w 2 'app:create_app()'
+	$(BIN)/gunicorn -b 127.0.0.1:5000 -w 1 --threads 8 'app:create_app()'
 
 ## test: install what the tests need (browser included) and run them all
 test: $(DEVSTAMP) $(CHROMIUM) $(AXE)
