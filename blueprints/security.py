@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Flask, Response, flash, g, make_response, redirect, request, session, url_for
 
-from blueprints.accounts import service as accounts
+from blueprints.accounts import access as accounts
 from blueprints.web import login_manager
 from models import User
 

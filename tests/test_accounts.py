@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from blueprints.accounts import service
+from blueprints.accounts import access, service
 from core import tokens
 from core.clock import utcnow
 from models import Captcha, Message, QuizAttempt, User, UserSession
@@ -509,9 +509,9 @@ def test_back_off_starts_at_the_fifth_failure(db, client):
 
 
 def test_backoff_grows_and_is_capped():
-    assert service.backoff(4) == timedelta(0)
-    assert [service.backoff(n).seconds for n in (5, 6, 7)] == [1, 2, 4]
-    assert service.backoff(40) == timedelta(minutes=15)
+    assert access.backoff(4) == timedelta(0)
+    assert [access.backoff(n).seconds for n in (5, 6, 7)] == [1, 2, 4]
+    assert access.backoff(40) == timedelta(minutes=15)
 
 
 def test_pending_account_is_told_to_activate(db, client):

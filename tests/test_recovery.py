@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from blueprints.accounts import service
+from blueprints.accounts import access, service
 from core import passwords
 from core.clock import utcnow
 from models import Message, User, UserSession
@@ -146,13 +146,13 @@ def test_reset_link_dies_when_the_password_changes_another_way(db, client, outbo
     user = make_user()
     client.post("/restablecer", data={"email": user.email})
     link = reset_link(outbox)
-    service.set_password(user, NEW)
+    access.set_password(user, NEW)
     assert client.get(link).status_code == 410
 
 
 def test_lock_after_twenty_failures_until_a_reset(db, client, outbox):
     user = make_user()
-    User.update(failed_logins=service.LOCK_AT).where(User.id == user.id).execute()
+    User.update(failed_logins=access.LOCK_AT).where(User.id == user.id).execute()
     page = login(client, user)
     assert page.status_code == 422 and "El email o la contraseña no son correctos." in page.text
     client.post("/restablecer", data={"email": user.email})
@@ -163,7 +163,7 @@ def test_lock_after_twenty_failures_until_a_reset(db, client, outbox):
 
 def test_locked_unknown_and_wrong_answers_look_the_same(db, client):
     locked, wrong = make_user(), make_user()
-    User.update(failed_logins=service.LOCK_AT).where(User.id == locked.id).execute()
+    User.update(failed_logins=access.LOCK_AT).where(User.id == locked.id).execute()
     pages = [
         login(client, locked),
         client.post("/", data={"email": "nadie@example.com", "password": PASSWORD}),
@@ -181,7 +181,7 @@ def test_locked_unknown_and_wrong_answers_look_the_same(db, client):
 
 def test_each_login_attempt_costs_one_hash_whatever_the_account(db, client):
     locked, wrong = make_user(), make_user()
-    User.update(failed_logins=service.LOCK_AT).where(User.id == locked.id).execute()
+    User.update(failed_logins=access.LOCK_AT).where(User.id == locked.id).execute()
     costs = []
     for email, password in (
         (locked.email, PASSWORD),

@@ -16,7 +16,7 @@ from flask import (
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from blueprints.accounts import service
+from blueprints.accounts import access
 from blueprints.accounts.views import _sign_in, bp
 from blueprints.web import limiter, wants_partial
 from core.useragent import describe
@@ -34,7 +34,7 @@ def qr_start():
     """Show the QR code of a new sign-in request for this PC."""
     if current_user.is_authenticated:
         return redirect(url_for("accounts.home"))
-    qr, secret = service.start_qr_login(request.user_agent.string)
+    qr, secret = access.start_qr_login(request.user_agent.string)
     session["qr"] = {"key": qr.key, "secret": secret}
     return _qr_page(qr)
 
@@ -49,7 +49,7 @@ def _qr_page(qr, notice: str = ""):
 def qr_status():
     """Tell the waiting PC what happened; sign it in once the phone approved."""
     pending = session.get("qr") or {}
-    state, user = service.claim_qr_login(pending.get("key", ""), pending.get("secret", ""))
+    state, user = access.claim_qr_login(pending.get("key", ""), pending.get("secret", ""))
     if state == "listo":
         _sign_in(user)  # clears the session, and with it the request's secret
         flash("Sesión iniciada con el Código QR.", "ok")
@@ -62,7 +62,7 @@ def qr_status():
         if wants_partial():
             return "", 204  # nothing new: htmx keeps polling
         # Without JS: the same code and number again, so the phone can still use them.
-        qr = service.qr_for_phone(pending["key"])
+        qr = access.qr_for_phone(pending["key"])
         if qr is not None:
             notice = (
                 "Todavía no recibimos la confirmación. Confirme en su celular y vuelva a intentar."
@@ -81,17 +81,17 @@ def qr_status():
 @limiter.limit("10/minute", methods=["POST"])
 def qr_confirm(key: str):
     """On the phone: show which browser asks, and approve or refuse it."""
-    qr = service.qr_for_phone(key)
+    qr = access.qr_for_phone(key)
     if qr is None:
         return render_template("accounts/qr_confirmar.html", qr=None), 410
     if request.method == "POST":
         picked = request.form.get("numero") if request.form.get("accion") == "aprobar" else None
-        if service.decide_qr(key, current_user, picked):
+        if access.decide_qr(key, current_user, picked):
             return render_template("accounts/qr_confirmar.html", qr=qr, done="aprobado")
         return render_template("accounts/qr_confirmar.html", qr=qr, done="rechazado")
     return render_template(
         "accounts/qr_confirmar.html",
         qr=qr,
         device=describe(qr.user_agent),
-        options=service.qr_match_options(qr),
+        options=access.qr_match_options(qr),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from blueprints.accounts import service
+from blueprints.accounts import access, service
 from blueprints.accounts.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
@@ -41,7 +41,7 @@ def forgot():
     ):
         form.captcha.errors.append("El texto no coincide con la imagen. Intente con el nuevo.")
         return _forgot_page(form, 422)
-    service.request_reset(form.email.data, secret=_secret(), base_url=_base_url())
+    access.request_reset(form.email.data, secret=_secret(), base_url=_base_url())
     return see_other(url_for("accounts.forgot_sent"))
 
 
@@ -56,15 +56,15 @@ def forgot_sent():
 def reset(token: str):
     """Show "RESTABLECER CONTRASEÑA" and set the new password."""
     try:
-        user = service.user_for_reset(token, secret=_secret())
+        user = access.user_for_reset(token, secret=_secret())
     except service.AccountError as exc:
         return render_template("accounts/enlace_invalido.html", message=str(exc), reset=True), 410
     form = NewPasswordForm()
     if form.validate_on_submit():
-        problems = service.password_problems_for(user, form.password.data)
+        problems = access.password_problems_for(user, form.password.data)
         if not problems:
             try:
-                service.set_password(user, form.password.data)
+                access.set_password(user, form.password.data)
             except service.AccountError as exc:
                 return render_template(
                     "accounts/enlace_invalido.html", message=str(exc), reset=True
@@ -129,12 +129,12 @@ def change_password():
     """Change the password (asks the current one); other sessions end."""
     form = ChangePasswordForm(prefix="clave")  # two forms on one page: distinct ids
     if form.validate():
-        if not service.check_password(current_user, form.current.data):
+        if not access.check_password(current_user, form.current.data):
             form.current.errors.append("La contraseña actual no es correcta.")
-        elif problems := service.password_problems_for(current_user, form.password.data):
+        elif problems := access.password_problems_for(current_user, form.password.data):
             form.password.errors.append(" ".join(problems))
         else:
-            service.set_password(current_user, form.password.data, keep_session=session["sid"])
+            access.set_password(current_user, form.password.data, keep_session=session["sid"])
             login_user(current_user)  # the login id rotated: keep this browser signed in
             flash("Su contraseña fue actualizada. Cerramos sus otras sesiones.", "ok")
             return see_other(url_for("accounts.account"))
@@ -148,10 +148,10 @@ def change_email():
     """Send a confirmation link to the new address and a notice to the old one."""
     form = ChangeEmailForm(prefix="correo")
     if form.validate():
-        if not service.check_password(current_user, form.current.data):
+        if not access.check_password(current_user, form.current.data):
             form.current.errors.append("La contraseña actual no es correcta.")
         else:
-            service.request_email_change(
+            access.request_email_change(
                 current_user, form.email.data, secret=_secret(), base_url=_base_url()
             )
             flash(
@@ -167,7 +167,7 @@ def change_email():
 def confirm_email(token: str):
     """Apply the e-mail change the new address confirmed."""
     try:
-        service.confirm_email_change(token, secret=_secret())
+        access.confirm_email_change(token, secret=_secret())
     except service.AccountError as exc:
         return render_template("accounts/enlace_invalido.html", message=str(exc)), 410
     flash("Su correo fue actualizado. Úselo para iniciar sesión.", "ok")
@@ -183,8 +183,8 @@ def confirm_email(token: str):
 @login_required
 def sessions():
     """List the browsers where the account is signed in."""
-    rows = service.active_sessions(current_user)
-    current = service.session_id(session["sid"])
+    rows = access.active_sessions(current_user)
+    current = access.session_id(session["sid"])
     return render_template("accounts/sesiones.html", rows=rows, current=current, describe=describe)
 
 
@@ -192,8 +192,8 @@ def sessions():
 @login_required
 def end_one_session(session_id: int):
     """End one session of the signed-in user (404 for anybody else's)."""
-    row = service.end_own_session(current_user, session_id) or abort(404)
-    if row.id == service.session_id(session["sid"]):
+    row = access.end_own_session(current_user, session_id) or abort(404)
+    if row.id == access.session_id(session["sid"]):
         return signed_out("Cerró esta sesión.")
     flash("Cerramos esa sesión.", "ok")
     return see_other(url_for("accounts.sessions"))
@@ -203,5 +203,5 @@ def end_one_session(session_id: int):
 @login_required
 def end_all():
     """ "Cerrar sesión en todos los equipos": this one included."""
-    service.logout_everywhere(current_user)
+    access.logout_everywhere(current_user)
     return signed_out("Cerramos su sesión en todos los equipos.")

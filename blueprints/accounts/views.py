@@ -16,7 +16,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from blueprints.accounts import service
+from blueprints.accounts import access, service
 from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
 from blueprints.public import service as captchas
 from blueprints.web import limiter, render, safe_next, see_other, wants_partial
@@ -43,9 +43,9 @@ def _sign_in(user) -> None:
     """Start a fresh server-side session (a new cookie: no fixation)."""
     old = session.get("sid")
     if old:
-        service.end_session(old)
+        access.end_session(old)
     session.clear()
-    session["sid"] = service.start_session(user, request.user_agent.string)
+    session["sid"] = access.start_session(user, request.user_agent.string)
     login_user(user)
 
 
@@ -60,7 +60,7 @@ def login():
         return redirect(url_for("accounts.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = service.authenticate(form.email.data, form.password.data)
+        user = access.authenticate(form.email.data, form.password.data)
         if user is not None and user.status == user.ACTIVE:
             _sign_in(user)
             return see_other(safe_next(request.args.get("next"), url_for("accounts.home")))
@@ -92,7 +92,7 @@ def login():
 def logout():
     """End this session on the server and in the browser."""
     if session.get("sid"):
-        service.end_session(session["sid"])
+        access.end_session(session["sid"])
     return signed_out("Cerró su sesión.")
 
 
