@@ -330,16 +330,22 @@ def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal):
     expect_signed_out(pc)
 
 
-# --- 3. "Cerrar sesión en todos los equipos" -----------------------------------------
-
-
-def test_logout_everywhere_ends_both_sessions(visit, js, portal, shots):
+def signed_in_twice(visit, js, portal):
+    """One account signed in on a phone and on a PC."""
     a = account(portal)
     phone = visit(js=js, **PHONE).page
     pc = visit(js=js, **PC).page
     for page in (pc, phone):
         sign_in(page, a)
         expect_home(page, a)
+    return a, phone, pc
+
+
+# --- 3. "Cerrar sesión en todos los equipos" -----------------------------------------
+
+
+def test_logout_everywhere_ends_both_sessions(visit, js, portal, shots):
+    a, phone, pc = signed_in_twice(visit, js, portal)
 
     phone.get_by_role("link", name="Mi cuenta").click()
     expect(phone.get_by_role("heading", name="Mi cuenta", level=1)).to_be_visible()
@@ -367,12 +373,7 @@ def test_logout_everywhere_ends_both_sessions(visit, js, portal, shots):
 
 
 def test_changing_the_password_keeps_this_browser_and_ends_the_other(visit, js, portal, shots):
-    a = account(portal)
-    phone = visit(js=js, **PHONE).page
-    pc = visit(js=js, **PC).page
-    for page in (pc, phone):
-        sign_in(page, a)
-        expect_home(page, a)
+    a, phone, pc = signed_in_twice(visit, js, portal)
 
     phone.get_by_role("link", name="Mi cuenta").click()
     form = password_form(phone)
