@@ -166,6 +166,14 @@ def password_fingerprint(user: User) -> str:
     return tokens.digest(user.password_hash)[:16]
 
 
+def _user_with_same_password(payload: dict) -> User | None:
+    """Return the link's user if the password has not changed since it was signed."""
+    user = User.get_or_none(User.id == payload.get("u"))
+    if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
+        return None
+    return user
+
+
 def password_problems_for(user: User, password: str) -> list[str]:
     """Apply the H1 password rules with this user's own data."""
     return passwords.password_problems(
@@ -218,8 +226,8 @@ def user_for_reset(token: str, *, secret: str) -> User:
         what="para restablecer la contraseña",
         lasts="1 hora",
     )
-    user = User.get_or_none(User.id == payload.get("u"))
-    if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
+    user = _user_with_same_password(payload)
+    if user is None:
         raise LinkInvalid(
             "Este enlace ya fue usado o su contraseña cambió después de pedirlo. "
             "Solicite uno nuevo."
@@ -305,8 +313,8 @@ def confirm_email_change(token: str, *, secret: str) -> User:
         lasts="24 horas",
     )
     with db.atomic():
-        user = User.get_or_none(User.id == payload.get("u"))
-        if user is None or not tokens.same(password_fingerprint(user), str(payload.get("p"))):
+        user = _user_with_same_password(payload)
+        if user is None:
             raise LinkInvalid("Este enlace ya no es válido. Solicite el cambio de nuevo.")
         new_email = str(payload.get("e"))
         if user.email == new_email:

@@ -252,12 +252,18 @@ def test_unknown_address_gets_the_same_answer(page, js, portal, shots):
 # --- 2. QR sign-in (H5) --------------------------------------------------------------
 
 
-def test_phone_signs_the_pc_in_with_the_qr_code(visit, js, portal, shots):
+def phone_signed_in_and_a_pc(visit, js, portal):
+    """A phone where the account is signed in, and a PC that is not."""
     a = account(portal)
     phone = visit(js=js, **PHONE).page
     pc = visit(js=js, **PC).page
     sign_in(phone, a)
     expect_home(phone, a)
+    return a, phone, pc
+
+
+def test_phone_signs_the_pc_in_with_the_qr_code(visit, js, portal, shots):
+    a, phone, pc = phone_signed_in_and_a_pc(visit, js, portal)
 
     number, url = start_qr(pc)
     polls = []
@@ -291,11 +297,7 @@ def test_phone_signs_the_pc_in_with_the_qr_code(visit, js, portal, shots):
 
 
 def test_wrong_number_refuses_the_qr_request(visit, js, portal):
-    a = account(portal)
-    phone = visit(js=js, **PHONE).page
-    pc = visit(js=js, **PC).page
-    sign_in(phone, a)
-    expect_home(phone, a)
+    a, phone, pc = phone_signed_in_and_a_pc(visit, js, portal)
     number, url = start_qr(pc)
 
     phone.goto(url)
@@ -310,11 +312,7 @@ def test_wrong_number_refuses_the_qr_request(visit, js, portal):
 
 
 def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal):
-    a = account(portal)
-    phone = visit(js=js, **PHONE).page
-    pc = visit(js=js, **PC).page
-    sign_in(phone, a)
-    expect_home(phone, a)
+    a, phone, pc = phone_signed_in_and_a_pc(visit, js, portal)
     number, url = start_qr(pc)
 
     phone.goto(url)  # the phone had the question open when the two minutes ran out
@@ -332,12 +330,9 @@ def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal):
 
 def signed_in_twice(visit, js, portal):
     """One account signed in on a phone and on a PC."""
-    a = account(portal)
-    phone = visit(js=js, **PHONE).page
-    pc = visit(js=js, **PC).page
-    for page in (pc, phone):
-        sign_in(page, a)
-        expect_home(page, a)
+    a, phone, pc = phone_signed_in_and_a_pc(visit, js, portal)
+    sign_in(pc, a)
+    expect_home(pc, a)
     return a, phone, pc
 
 
