@@ -11,7 +11,7 @@ SECRET := instance/secret_key
 
 export FLASK_APP := app
 
-.PHONY: run test test-unit test-e2e bench lint clean
+.PHONY: run test test-unit test-e2e bench lint clean static
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,19 +34,28 @@ $(AXE):
 	mkdir -p .cache/axe
 	cd .cache/axe && npm pack -s axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js
 
+# DEV_MAILBOX=true on the loopback BASE_URL marks a development machine: the only
+# place where SMS_BACKEND=console (codes printed by the worker) may start.
+DEV_ENV := DEV_MAILBOX=true SMS_BACKEND=console
+
+## static: content-hashed copies of static/ with .gz/.br beside them, in instance/static
+## (the app also does this at start, compressing only what changed)
+static: $(STAMP)
+	$(BIN)/python -m core.assets
+
 ## run: install, create the SQLite database with demo data, serve web + worker + a local SMTP sink
-run: $(STAMP) $(DEVSTAMP) $(SECRET)
-	SECRET_KEY=$$(cat $(SECRET)) $(BIN)/flask init-db
-	SECRET_KEY=$$(cat $(SECRET)) $(BIN)/flask demo-data
+run: $(STAMP) $(DEVSTAMP) $(SECRET) static
+	SECRET_KEY=$$(cat $(SECRET)) $(DEV_ENV) $(BIN)/flask init-db
+	SECRET_KEY=$$(cat $(SECRET)) $(DEV_ENV) $(BIN)/flask demo-data
 	@echo "Portal en http://127.0.0.1:5000  ·  correos y SMS en http://127.0.0.1:5000/dev/buzon"
-	export SECRET_KEY=$$(cat $(SECRET)) DEV_MAILBOX=true MAIL_SERVER=127.0.0.1 MAIL_PORT=8025 \
-	  SMS_BACKEND=console; trap 'kill 0' INT TERM EXIT; \
+	export SECRET_KEY=$$(cat $(SECRET)) $(DEV_ENV) MAIL_SERVER=127.0.0.1 MAIL_PORT=8025; \
+	  trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Sink & \
 	$(BIN)/flask worker & \
 	$(BIN)/gunicorn -b 127.0.0.1:5000 -w 1 --threads 8 'app:create_app()'
 
 ## test: install what the tests need (browser included) and run them all
-test: $(DEVSTAMP) $(CHROMIUM) $(AXE)
+test: $(DEVSTAMP) $(CHROMIUM) $(AXE) static
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(DEVSTAMP)

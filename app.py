@@ -8,22 +8,28 @@ import os
 import re
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, g, render_template, request, url_for
+from flask import Flask, Request, abort, g, render_template, request, url_for
 from markupsafe import Markup, escape
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 import models
-from blueprints.web import csrf, limiter, login_manager, mail
-from core import colombia, notify, passwords
+from blueprints.web import check_shared_limits, csrf, limiter, login_manager, mail
+from core import assets, colombia, notify, passwords
 from core import db as dbmod
 
 log = logging.getLogger("portal")
 
 HERE = Path(__file__).resolve().parent
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+MAX_ID = 2**53  # the largest integer every database and JSON reader holds exactly
+WEAK_SECRET_WORDS = ("change", "cambia", "secret", "secreto", "example", "ejemplo", "placeholder")
 
 # Every environment variable the portal reads, with its default (README lists them).
 ENV_DEFAULTS = {
@@ -48,6 +54,7 @@ ENV_DEFAULTS = {
     "SESSION_MAX_HOURS": "12",
     "PROXY_HOPS": "0",
     "DEV_MAILBOX": "false",
+    "OUTBOX_BODY_RETENTION_HOURS": "48",
 }
 
 
@@ -81,6 +88,7 @@ def load_config(app: Flask) -> None:
         SESSION_MAX_HOURS=int(env["SESSION_MAX_HOURS"]),
         PROXY_HOPS=int(env["PROXY_HOPS"]),
         DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
+        OUTBOX_BODY_RETENTION_HOURS=int(env["OUTBOX_BODY_RETENTION_HOURS"]),
         PASSWORD_HASH=dict(time_cost=2, memory_cost=19456, parallelism=1),
         # Over HTTPS the __Host- prefix makes the browser refuse a cookie set
         # by a sub-domain or without Secure (no session fixation from outside).
@@ -96,16 +104,50 @@ def load_config(app: Flask) -> None:
     )
 
 
+class PortalRequest(Request):
+    """A request whose form and files leave out multipart parts that have no name."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        # A part with an empty Content-Disposition arrives under the key None,
+        # which Flask-WTF and the views would trip over (a 500).
+        for attr in ("form", "files"):
+            data = self.__dict__.get(attr)
+            if data is not None and None in data:
+                self.__dict__[attr] = type(data)(
+                    (k, v) for k, v in data.items(multi=True) if k is not None
+                )
+
+
+class Portal(Flask):
+    """Flask whose error log names the route, never the URL that was asked."""
+
+    request_class = PortalRequest
+
+    def log_exception(self, exc_info) -> None:
+        # The URL may carry an activation or reset token, or a query string
+        # with personal data: log the rule ("/activar/<token>") instead.
+        rule = request.url_rule.rule if request.url_rule else redact_path(request.path)
+        self.logger.error(f"Exception on {rule} [{request.method}]", exc_info=exc_info)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """An <int:…> that stops at 2**53, so no database sees a number it cannot hold."""
+
+    def __init__(self, map, fixed_digits=0, min=0, max=MAX_ID, signed=False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the portal: config, database, extensions, blueprints, hooks, CLI."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Portal(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = BoundedIntConverter
     load_config(app)
     if test_config:
         app.config.update(test_config)
-    if not app.config["SECRET_KEY"]:
-        if not (app.debug or app.testing):
-            raise RuntimeError("Defina SECRET_KEY (variable de entorno) antes de iniciar.")
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    check_startup(app)
+    check_shared_limits(app)
+    install_log_redaction()
     if app.config["PROXY_HOPS"]:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -118,6 +160,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    from blueprints import compression
+
+    compression.init_app(app)  # first registered, so it runs after every other hook
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
@@ -136,6 +181,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.register_blueprint(dev.bp)
 
     @app.before_request
+    def refuse_nul_bytes() -> None:
+        # No person types a NUL, and PostgreSQL refuses it in text (a 500):
+        # answer 400 before any view takes it to the database.
+        values = [request.path]
+        for data in (request.args, request.form):
+            values += [v for vs in data.listvalues() for v in vs]
+        if any("\x00" in value for value in values):
+            abort(400)
+
+    @app.before_request
     def open_db() -> None:
         if request.endpoint != "static":
             models.db.connect(reuse_if_open=True)
@@ -146,26 +201,131 @@ def create_app(test_config: dict | None = None) -> Flask:
             models.db.close()
 
     register_errors(app)
+    serve_static(app)
     register_template_helpers(app)
     register_cli(app)
     return app
 
 
 def dev_mailbox_allowed(app: Flask) -> bool:
-    """Allow the development mailbox only in debug/testing or on a loopback site."""
+    """Tell whether this is a development machine: debug/testing, or DEV_MAILBOX on loopback.
+
+    The same answer allows the /dev/buzon page and the console and file SMS
+    backends, which all show codes and links in clear.
+    """
     if app.debug or app.testing:
         return True
     host = urlsplit(app.config["BASE_URL"]).hostname or ""
-    return app.config["DEV_MAILBOX"] and host in ("127.0.0.1", "localhost", "::1")
+    return app.config["DEV_MAILBOX"] and host in LOOPBACK_NAMES
+
+
+def check_startup(app: Flask) -> None:
+    """Refuse to start with a weak SECRET_KEY or a development SMS backend in production."""
+    relaxed = app.debug or app.testing
+    key = app.config["SECRET_KEY"] or ""
+    if not key:
+        if not relaxed:
+            raise RuntimeError("Defina SECRET_KEY (variable de entorno) antes de iniciar.")
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    elif not relaxed and (
+        len(key) < 32
+        or len(set(key)) < 10
+        or any(word in key.lower() for word in WEAK_SECRET_WORDS)
+    ):
+        raise RuntimeError(
+            "SECRET_KEY es débil: use al menos 32 caracteres al azar, por ejemplo la salida "
+            "de: python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    backend = app.config["SMS_BACKEND"]
+    if backend in ("console", "file") and not dev_mailbox_allowed(app):
+        raise RuntimeError(
+            f"SMS_BACKEND={backend} deja los códigos SMS a la vista: solo se permite en "
+            "desarrollo (DEV_MAILBOX=true con un BASE_URL local). En producción use "
+            "SMS_BACKEND=http."
+        )
+
+
+def redact_path(path: str) -> str:
+    """Return path without its query string and with every token-like segment as "…"."""
+    segments = path.split("?", 1)[0].split("/")
+    return "/".join(s if _PLAIN_SEGMENT.fullmatch(s) else "…" for s in segments)
+
+
+# Our routes' fixed parts are lowercase words; ids are short numbers. Anything
+# else in a path (tokens, keys, file names) may be a secret.
+_PLAIN_SEGMENT = re.compile(r"[a-z][a-z-]*|[0-9]{1,6}|")
+_REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) (HTTP/[0-9.]+)"')
+
+
+class RedactRequestLines(logging.Filter):
+    """Rewrite "GET /activar/<token>?… HTTP/1.1" in a log record without the secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _REQUEST_LINE.sub(lambda m: f'"{m[1]} {redact_path(m[2])} {m[3]}"', message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def install_log_redaction() -> None:
+    """Filter the request lines of the development server and of gunicorn's access log."""
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactRequestLines) for f in logger.filters):
+            logger.addFilter(RedactRequestLines())
+
+
+def serve_static(app: Flask) -> None:
+    """Serve content-hashed, precompressed copies of static/ through WhiteNoise.
+
+    The copies are built into instance/static at start (core/assets.py: only
+    what changed is compressed again) and answered before Flask, so they carry
+    no cookie, no Vary: Cookie and a one-year immutable cache. Any other
+    /static/ path reaches Flask (security.py: no-cache, or no-store if missing).
+    """
+    app.extensions["hashed_static"] = {}
+    if app.debug:
+        return  # edits show at once: Flask serves static/ itself
+    target = Path(app.instance_path) / "static"
+    try:
+        manifest = assets.build(Path(app.static_folder), target)
+    except OSError as error:  # e.g. a read-only instance folder: slower, still correct
+        log.warning("No se pudieron preparar los archivos estáticos comprimidos: %s", error)
+        return
+    from whitenoise import WhiteNoise
+
+    from blueprints.security import CSP
+
+    def add_headers(headers, _path: str, _url: str) -> None:
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Content-Security-Policy"] = CSP
+
+    static = WhiteNoise(
+        app.wsgi_app,
+        max_age=None,
+        allow_all_origins=False,
+        add_headers_function=add_headers,
+        immutable_file_test=lambda _path, _url: True,  # only hashed names are added
+    )
+    prefix = app.static_url_path.rstrip("/") + "/"
+    for name in manifest.values():
+        static.add_file_to_dictionary(prefix + name, str(target / name))
+    app.wsgi_app = static
+    app.extensions["hashed_static"] = manifest
 
 
 def register_template_helpers(app: Flask) -> None:
     """Give templates asset URLs with a content hash, and Bogotá dates."""
     static = Path(app.static_folder)
+    hashed = app.extensions.get("hashed_static", {})
     hashes: dict[str, str] = {}
 
     @app.template_global()
     def asset(path: str) -> str:
+        if path in hashed:  # app.<hash>.css, served immutable by WhiteNoise
+            return url_for("static", filename=hashed[path])
+        # Debug, or a file added since start: Flask serves it, revalidated each time.
         if path not in hashes or app.debug:
             digest = hashlib.sha256((static / path).read_bytes()).hexdigest()[:10]
             hashes[path] = digest
@@ -249,8 +409,10 @@ def register_cli(app: Flask) -> None:
     def worker(once: bool, interval: float) -> None:
         """Deliver queued e-mail and SMS, retrying with back-off."""
         senders = delivery_senders(app)
+        retention = timedelta(hours=app.config["OUTBOX_BODY_RETENTION_HOURS"])
         while True:
             with models.db.connection_context():
+                notify.purge_bodies(retention)
                 counts = notify.deliver_due(senders)
             if any(counts.values()):
                 click.echo(

@@ -9,6 +9,7 @@ import secrets
 
 from flask_login import UserMixin
 from peewee import (
+    SQL,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -105,6 +106,8 @@ class User(UserMixin, BaseModel):
     session_token = CharField(max_length=64, unique=True, default=new_token)
     # Part of the activation link; rotated when the link has done its job.
     activation_nonce = CharField(max_length=64, default=new_token)
+    # Part of the e-mail-change link; rotated on each request and on use (one live link).
+    email_nonce = CharField(max_length=64, default=new_token)
     quiz_failures = IntegerField(default=0)
     failed_logins = IntegerField(default=0)
     login_blocked_until = DateTimeField(null=True)
@@ -131,8 +134,28 @@ class User(UserMixin, BaseModel):
         return cls.get_or_none(cls.email == email.strip().lower())
 
 
+class PendingRegistration(BaseModel):
+    """ "Crear Cuenta Nueva" between the captcha and "Crear Usuario", held on the server.
+
+    The page carries only a random ticket whose hash is stored here; data is the
+    validated form as JSON, with the password already hashed ("" until the form
+    validates: the row then only marks that this form's captcha was solved).
+    """
+
+    id = CharField(max_length=32, primary_key=True, default=lambda: secrets.token_hex(16))
+    ticket_hash = CharField(max_length=64, unique=True)
+    data = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+
+
 class UserSession(BaseModel):
     """A signed-in browser; the cookie holds the token whose hash is stored here."""
+
+    # Why a session ended (end_reason), so the next page can tell the person.
+    LOGOUT, IDLE, EXPIRED = "salida", "inactividad", "vencida"
+    PASSWORD, RESET, ELSEWHERE, ALL = "clave", "restablecida", "otra_sesion", "todas"
+    ACCOUNT = "cuenta"  # the account stopped being active (blocked)
 
     token_hash = CharField(max_length=64, unique=True)
     user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
@@ -140,6 +163,31 @@ class UserSession(BaseModel):
     last_seen = DateTimeField(default=utcnow)
     user_agent = CharField(max_length=200, default="")
     ended_at = DateTimeField(null=True, index=True)
+    end_reason = CharField(max_length=20, null=True)
+
+
+class LoginDevice(BaseModel):
+    """A browser that signed in to an account: its own login-failure budget (OWASP device cookie).
+
+    The cookie carries the signed nonce whose hash is stored here; revoking the
+    row (password reset, "cerrar sesión en todos los equipos", too many
+    failures) turns the cookie into an untrusted client.
+    """
+
+    user = ForeignKeyField(User, backref="devices", on_delete="CASCADE")
+    nonce_hash = CharField(max_length=64, unique=True)
+    failed_logins = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+
+
+class QuizBank(BaseModel):
+    """A person's activation questions, options drawn once so every attempt shows the same."""
+
+    afiliado = ForeignKeyField(Afiliado, unique=True, on_delete="CASCADE")
+    questions = TextField()  # JSON: [{key, text, options: [..], answer: i}]
+    created_at = DateTimeField(default=utcnow)
 
 
 class QuizAttempt(BaseModel):
@@ -158,6 +206,8 @@ class OneTimeCode(BaseModel):
     user = ForeignKeyField(User, on_delete="CASCADE")
     purpose = CharField(max_length=20)
     code_hash = CharField(max_length=64)
+    # Digest of the number it went to: the daily cap counts per phone too.
+    recipient_hash = CharField(max_length=64, default="", index=True)
     created_at = DateTimeField(default=utcnow)
     expires_at = DateTimeField()
     attempts = IntegerField(default=0)
@@ -179,14 +229,11 @@ class QrLogin(BaseModel):
     expires_at = DateTimeField()
 
 
-class Captcha(BaseModel):
-    """A captcha challenge; stored so that a solved one cannot be replayed."""
+class SpentCaptcha(BaseModel):
+    """A captcha key that has been answered once (challenges themselves are signed, not stored)."""
 
-    key = CharField(max_length=64, unique=True, default=new_token)
-    text = CharField(max_length=12)
-    audio_code = CharField(max_length=12)
-    created_at = DateTimeField(default=utcnow, index=True)
-    used = BooleanField(default=False)
+    key_hash = CharField(max_length=64, unique=True)  # the unique index spends it atomically
+    expires_at = DateTimeField(index=True)  # when the key would be refused anyway
 
 
 class Message(BaseModel):
@@ -212,6 +259,11 @@ class Message(BaseModel):
         indexes = ((("status", "next_attempt_at"), False),)
 
 
+# The worker blanks old bodies (core.notify.purge_bodies): this index holds only
+# rows that still have one, so the purge reads the last hours, not the archive.
+Message.add_index(Message.index(Message.status, Message.created_at, where=SQL("body_text <> ''")))
+
+
 class SchemaVersion(BaseModel):
     """The number of the last migration applied (one row)."""
 
@@ -221,11 +273,14 @@ class SchemaVersion(BaseModel):
 MODELS = [
     Afiliado,
     User,
+    PendingRegistration,
     UserSession,
+    LoginDevice,
+    QuizBank,
     QuizAttempt,
     OneTimeCode,
     QrLogin,
-    Captcha,
+    SpentCaptcha,
     Message,
     SchemaVersion,
 ]

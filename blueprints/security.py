@@ -8,7 +8,7 @@ from flask import Flask, Response, flash, g, make_response, redirect, request, s
 
 from blueprints.accounts import access as accounts
 from blueprints.web import login_manager
-from models import User
+from models import User, UserSession
 
 CSP = "; ".join(
     [
@@ -42,21 +42,49 @@ def init_app(app: Flask) -> None:
     }
     login_manager.login_view = "accounts.login"
 
+    # Why a session ended → what the login page tells the person (one place).
+    ended_messages = {
+        UserSession.IDLE: "Su sesión se cerró por inactividad. Ingrese de nuevo.",
+        UserSession.EXPIRED: (
+            f"Su sesión llegó al tiempo máximo de {app.config['SESSION_MAX_HOURS']} horas "
+            "y se cerró. Ingrese de nuevo."
+        ),
+        UserSession.PASSWORD: (
+            "Su sesión se cerró porque la contraseña de su cuenta se cambió. Ingrese con la "
+            "nueva contraseña; si no fue usted, restablézcala."
+        ),
+        UserSession.RESET: (
+            "Su sesión se cerró porque se restableció la contraseña de su cuenta. Ingrese con "
+            "la nueva contraseña."
+        ),
+        UserSession.ELSEWHERE: (
+            "Su sesión se cerró desde otro equipo (Mis sesiones). Ingrese de nuevo."
+        ),
+        UserSession.ALL: (
+            "Su sesión se cerró porque se pidió cerrar la sesión en todos los equipos. "
+            "Ingrese de nuevo."
+        ),
+        UserSession.LOGOUT: "Esta sesión fue cerrada. Ingrese de nuevo.",
+        UserSession.ACCOUNT: "Su sesión se cerró porque su cuenta ya no está activa.",
+    }
+
     @login_manager.user_loader
     def load_user(user_token: str):
         sid = session.get("sid")
         if not sid:
             return None
-        user = accounts.resolve_session(user_token, sid, policies=policies)
-        if user is None:
-            g.session_ended = True
+        check = accounts.resolve_session(user_token, sid, policies=policies)
+        if check.user is None and not check.stale:
+            g.session_end_reason = check.end_reason or ""
             session.clear()
-        return user
+        # A stale cookie keeps its session: the change's own answer carries the new id.
+        return check.user
 
     @login_manager.unauthorized_handler
     def unauthorized() -> Response:
-        if g.get("session_ended"):
-            flash("Su sesión se cerró por inactividad. Ingrese de nuevo.", "info")
+        reason = g.get("session_end_reason")
+        if reason is not None:
+            flash(ended_messages.get(reason, "Su sesión se cerró. Ingrese de nuevo."), "info")
         login = url_for("accounts.login", next=request.full_path.rstrip("?"))
         if request.headers.get("HX-Request") == "true":
             response = make_response("", 401)
@@ -73,11 +101,16 @@ def init_app(app: Flask) -> None:
         h["Referrer-Policy"] = "same-origin"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        if request.is_secure:
+        # A TLS terminator on the same host (PROXY_HOPS=0) forwards plain HTTP:
+        # an https:// BASE_URL says the site is HTTPS all the same.
+        if request.is_secure or app.config["BASE_URL"].startswith("https://"):
             h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-        if request.endpoint == "static":
-            h["Cache-Control"] = "public, max-age=31536000, immutable"
+        if request.endpoint == "static" and response.status_code in (200, 206, 304):
+            # The hashed, immutable copies never get here (WhiteNoise answers
+            # them first): this is an unversioned name, so revalidate each use.
+            h["Cache-Control"] = "no-cache"
         else:
-            # Shared PCs: nothing a page shows may stay in the browser's cache.
+            # Shared PCs: nothing a page shows may stay in the browser's cache;
+            # nor a missing /static/ file (404): it may exist after the next deploy.
             h["Cache-Control"] = "no-store"
         return response

@@ -28,12 +28,8 @@ import models
 from core.clock import utcnow
 from core.importer import COLUMNS, upsert_afiliados
 from core.passwords import hash_password
-from core.quiz import COMPANY_WORDS, JOB_TITLES, MOBILE_PREFIXES, PROFESSIONS
 from models import Afiliado, User
 
-# The catalogues live in core.quiz and are re-exported here: the demo's real
-# answers must come from the same words as the quiz's synthetic wrong options,
-# or the odd one out would give the answer away.
 __all__ = [
     "COMPANY_WORDS",
     "DEMO_PASSWORD",
@@ -47,8 +43,100 @@ __all__ = [
     "summary_lines",
 ]
 
+# Words the fake people are made of, most common first: real exports are
+# skewed (many "Docente", few "Agrónomo") and written in more than one way.
+PROFESSIONS = (
+    "Docente",
+    "Ama de casa",
+    "Auxiliar administrativo",
+    "Comerciante",
+    "Conductor",
+    "Servicios generales",
+    "Vendedor",
+    "Contador público",
+    "Auxiliar de enfermería",
+    "Operario",
+    "Secretaria",
+    "Vigilante",
+    "Administrador de empresas",
+    "Enfermero",
+    "Ingeniero civil",
+    "Mecánico",
+    "Abogado",
+    "Técnico en sistemas",
+    "Auxiliar contable",
+    "Licenciado en educación",
+    "Ingeniero de sistemas",
+    "Mensajero",
+    "Electricista",
+    "Psicólogo",
+    "Médico general",
+    "Cajero",
+    "Estilista",
+    "Ingeniero industrial",
+    "Economista",
+    "Tecnólogo en logística",
+    "Fisioterapeuta",
+    "Bacteriólogo",
+    "Odontólogo",
+    "Trabajador social",
+    "Chef",
+    "Diseñador gráfico",
+    "Arquitecto",
+    "Agrónomo",
+)
+JOB_TITLES = (
+    "Asesor comercial",
+    "Auxiliar de bodega",
+    "Operador de planta",
+    "Vendedor de mostrador",
+    "Conductor de reparto",
+    "Recepcionista",
+    "Supervisor de turno",
+    "Auxiliar de cocina",
+    "Cajero principal",
+    "Docente de primaria",
+    "Patrullero",
+    "Técnico de soporte",
+    "Analista contable",
+    "Ejecutivo de cuenta",
+    "Jefe de mantenimiento",
+    "Coordinador de compras",
+    "Líder de proyectos",
+    "Profesional de gestión",
+    "Coordinador de talento humano",
+    "Director administrativo",
+)
+COMPANY_WORDS = (
+    (
+        "Distribuidora",
+        "Comercializadora",
+        "Inversiones",
+        "Servicios",
+        "Industrias",
+        "Transportes",
+        "Construcciones",
+        "Soluciones",
+    ),
+    (
+        "del Caribe",
+        "Andina",
+        "del Norte",
+        "Costera",
+        "Integral",
+        "Nacional",
+        "La Esperanza",
+        "El Prado",
+        "Santa Marta",
+        "del Magdalena",
+    ),
+    ("S.A.S.", "Ltda.", "S.A."),
+)
+# Colombian mobile operators' prefixes, the busiest first.
+MOBILE_PREFIXES = (300, 310, 311, 312, 313, 314, 315, 316, 317, 318, 320, 321, 301, 304, 350)
+
 DEFAULT_SEED = 2026
-AFFILIATES = 200
+AFFILIATES = 1000
 COMPANIES = 24
 DEMO_PASSWORD = "Hanna2026Demo"
 
@@ -178,8 +266,27 @@ def _day_between(rng: random.Random, start: date, end: date) -> date:
     return start + timedelta(days=rng.randint(0, (end - start).days))
 
 
+def _skewed(rng: random.Random, words: tuple) -> str:
+    """Pick a word, the first ones far more often (as in a real export)."""
+    return rng.choices(words, weights=[1 / (i + 1) ** 0.9 for i in range(len(words))])[0]
+
+
+def _as_exported(rng: random.Random, text: str) -> str:
+    """Write a value as a person typed it into the Caja's system, now and then in capitals."""
+    if rng.random() < 0.15:
+        return text.upper()
+    if rng.random() < 0.1:
+        return _unaccented(text)
+    return text
+
+
+def _unaccented(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _mobile(rng: random.Random) -> str:
-    return f"{rng.choice(MOBILE_PREFIXES)}{rng.randrange(10**7):07d}"
+    return f"{_skewed(rng, MOBILE_PREFIXES)}{rng.randrange(10**7):07d}"
 
 
 def _ascii(text: str) -> str:
@@ -199,7 +306,7 @@ def demo_companies(seed: int = DEFAULT_SEED) -> list[tuple[str, str]]:
     return [(_nit(base), name) for base, name in zip(bases, names, strict=True)]
 
 
-def demo_afiliados(seed: int = DEFAULT_SEED) -> list[dict]:
+def demo_afiliados(seed: int = DEFAULT_SEED, count: int = AFFILIATES) -> list[dict]:
     """Return the demo affiliate rows (fixed ones first); the same seed gives the same rows."""
     fake = Faker("es_CO")
     fake.seed_instance(seed)
@@ -210,7 +317,7 @@ def demo_afiliados(seed: int = DEFAULT_SEED) -> list[dict]:
     keys = {(r["tipo_documento"], r["numero_documento"]) for r in rows}
     emails: set[str] = set()
 
-    while len(rows) < AFFILIATES:
+    while len(rows) < count:
         tipo = _weighted(rng, (("CC", 90), ("CE", 6), ("PT", 4)))
         if tipo == "CC":
             # Older cédulas have 8 digits; those issued since 2003 or so, 10 (10…, 11…).
@@ -270,15 +377,15 @@ def demo_afiliados(seed: int = DEFAULT_SEED) -> list[dict]:
                 start = max(_JOINED_FROM, born + timedelta(days=18 * 366))
                 row["fecha_ingreso_empresa"] = _day_between(rng, start, _JOINED_TO)
         if rng.random() < 0.85:
-            row["profesion"] = rng.choice(PROFESSIONS)
+            row["profesion"] = _as_exported(rng, _skewed(rng, PROFESSIONS))
         # About half have a spouse on file, not always with every field.
         if rng.random() < 0.5:
             if rng.random() < 0.9:
                 row["conyuge_celular"] = _mobile(rng)
             if rng.random() < 0.85:
-                row["conyuge_profesion"] = rng.choice(PROFESSIONS)
+                row["conyuge_profesion"] = _as_exported(rng, _skewed(rng, PROFESSIONS))
             if rng.random() < 0.75:
-                row["conyuge_cargo"] = rng.choice(JOB_TITLES)
+                row["conyuge_cargo"] = _as_exported(rng, _skewed(rng, JOB_TITLES))
         rows.append(row)
     return rows
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
+from peewee import SQL
 
 from core.clock import utcnow
 from models import Message
@@ -137,6 +138,26 @@ def _finish(message_id: int, status: str, attempts: int, error: str) -> None:
         last_error=error[:300],
         sent_at=utcnow() if status == Message.SENT else None,
     ).where(Message.id == message_id).execute()
+
+
+def purge_query(cutoff):
+    """Build the UPDATE that blanks bodies of messages finished and created before cutoff."""
+    # The literal (not a parameter) lets the database match the partial index
+    # on created_at that holds only rows whose body is still there.
+    return Message.update(body_text="", body_html="").where(
+        SQL("body_text <> ''")
+        & (Message.created_at < cutoff)
+        & Message.status.in_([Message.SENT, Message.FAILED])
+    )
+
+
+def purge_bodies(retention: timedelta) -> int:
+    """Blank the text of messages sent or failed longer ago than retention; return how many.
+
+    Bodies hold live links and codes; channel, recipient, subject, status and
+    times stay for the audit trail.
+    """
+    return purge_query(utcnow() - retention).execute()
 
 
 def smtp_sender(send: Callable[[Message], None]) -> Callable[[Message], None]:

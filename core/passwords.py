@@ -39,6 +39,17 @@ HAS_PHONE = "No puede contener sus números de teléfono."
 HAS_BIRTH_DATE = "No puede contener su fecha de nacimiento."
 HAS_EMAIL = "No puede contener su correo electrónico."
 TOO_COMMON = "Es una contraseña muy común; elija otra más difícil de adivinar."
+# The problem each numbered rule of RULES stands for, in the same order.
+RULE_PROBLEMS = (TOO_SHORT, NO_UPPER, NO_LOWER, NO_DIGIT)
+_ALL_PROBLEMS = (
+    *RULE_PROBLEMS,
+    TOO_LONG,
+    HAS_DOCUMENT,
+    HAS_PHONE,
+    HAS_BIRTH_DATE,
+    HAS_EMAIL,
+    TOO_COMMON,
+)
 
 COMMON_PASSWORDS_PATH = Path(__file__).parent / "data" / "common-passwords.txt.gz"
 
@@ -46,6 +57,8 @@ _NON_DIGITS = re.compile(r"[^0-9]")
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
 # Below this a stripped core ("abc" from "abc12345!") matches too much of the list.
 _MIN_CORE = 4
+# Digits around a common word up to this many ("2024", "123") keep it common.
+_TRIVIAL_LENGTH = 4
 
 # Incremented on every hash and verify so tests can count the expensive calls.
 HASH_CALLS = 0
@@ -67,7 +80,12 @@ def is_common(password: str) -> bool:
     if lowered in common:
         return True
     core = _strip_non_letters(lowered)
-    return len(core) >= _MIN_CORE and core in common
+    if len(core) < _MIN_CORE or core not in common:
+        return False
+    start = lowered.index(core)
+    # A common word is common with "123" or "2024!" around it, not with a
+    # long number such as a date ("Lucia04052000"): that guess needs the person.
+    return _is_trivial(lowered[:start]) and _is_trivial(lowered[start + len(core) :])
 
 
 def _strip_non_letters(text: str) -> str:
@@ -78,6 +96,19 @@ def _strip_non_letters(text: str) -> str:
     while end > start and not text[end - 1].isalpha():
         end -= 1
     return text[start:end]
+
+
+def _is_trivial(part: str) -> bool:
+    """Tell whether digits and symbols next to a word add next to nothing.
+
+    Trivial: at most 4 characters besides symbols (a year, "123"), one
+    character repeated, a run like 12345 or 98765, or itself on the list.
+    """
+    digits = _NON_ALNUM.sub("", part)
+    if len(digits) <= _TRIVIAL_LENGTH or len(set(digits)) == 1:
+        return True
+    steps = {int(b) - int(a) for a, b in zip(digits, digits[1:], strict=False)}
+    return steps in ({1}, {-1}) or digits in common_passwords()
 
 
 def _birth_date_forms(d: date) -> list[str]:
@@ -156,6 +187,21 @@ def password_problems(
     if password and is_common(password):
         problems.append(TOO_COMMON)
     return problems
+
+
+def rules_met(problems: Iterable[str]) -> list[bool]:
+    """Tell, for each numbered rule, whether none of the problems breaks it.
+
+    problems may be messages joined into longer strings (a form field's errors).
+    """
+    text = " ".join(problems)
+    return [rule not in text for rule in RULE_PROBLEMS]
+
+
+def other_problems(problems: Iterable[str]) -> list[str]:
+    """Return the problems that no numbered rule shows (document, phone, common…)."""
+    text = " ".join(problems)
+    return [p for p in _ALL_PROBLEMS if p in text and p not in RULE_PROBLEMS]
 
 
 def make_hasher(

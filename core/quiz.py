@@ -1,15 +1,29 @@
-"""The activation quiz (SPEC H2): questions drawn from the Caja's data on a person.
+"""The activation quiz (SPEC H2): questions from the Caja's data, options that give nothing away.
 
-Wrong options are synthetic (generated numbers and dates, words from the
-catalogues below), never another person's data. The right answer is kept with
-the attempt on the server; the page only sees option labels and indices.
+A stranger who knows how options are built, has seen every earlier attempt
+and many other people's quizzes, must do no better than blind guessing. So:
+
+- Options are drawn once per person and question and kept (a "bank"): every
+  attempt shows the same four, and intersecting attempts leaves four.
+- Every option comes from the Caja's own data at population level (a model
+  built from all affiliates): text values only when at least MIN_SHARED
+  affiliates share them, in one house style; phones with the population's
+  operator prefixes; dates from the population's months and days of month.
+- Wrong options are drawn so that, given the four shown, each is the right
+  one with probability 1/4: text values by conditional Poisson sampling
+  calibrated to the values' shares, "Sin asignar" among them; a value too
+  common to hide is asked of only some of its holders, one too rare never.
+
+The right answer stays with the bank and the attempt rows on the server.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from datetime import date, timedelta
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from core.colombia import format_date, mask_phone
@@ -17,122 +31,15 @@ from core.colombia import format_date, mask_phone
 UNASSIGNED = "Sin asignar"
 QUESTIONS_PER_QUIZ = 6
 OPTIONS_PER_QUESTION = 4
-# Below this many questions with real answers, a quiz is not a fair test.
-MIN_KNOWN_ANSWERS = 3
-
-PROFESSIONS = (
-    "Abogado",
-    "Administrador de empresas",
-    "Auxiliar administrativo",
-    "Auxiliar contable",
-    "Auxiliar de enfermería",
-    "Bacteriólogo",
-    "Cajero",
-    "Comerciante",
-    "Conductor",
-    "Contador público",
-    "Docente",
-    "Economista",
-    "Electricista",
-    "Enfermero",
-    "Estilista",
-    "Fisioterapeuta",
-    "Ingeniero civil",
-    "Ingeniero de sistemas",
-    "Ingeniero industrial",
-    "Licenciado en educación",
-    "Mecánico",
-    "Médico general",
-    "Mensajero",
-    "Odontólogo",
-    "Operario",
-    "Psicólogo",
-    "Secretaria",
-    "Servicios generales",
-    "Técnico en sistemas",
-    "Tecnólogo en logística",
-    "Vendedor",
-    "Vigilante",
-    "Ama de casa",
-    "Trabajador social",
-    "Chef",
-    "Diseñador gráfico",
-    "Agrónomo",
-    "Arquitecto",
-)
-
-JOB_TITLES = (
-    "Analista contable",
-    "Asesor comercial",
-    "Auxiliar de bodega",
-    "Auxiliar de cocina",
-    "Cajero principal",
-    "Coordinador de compras",
-    "Coordinador de talento humano",
-    "Director administrativo",
-    "Ejecutivo de cuenta",
-    "Jefe de mantenimiento",
-    "Líder de proyectos",
-    "Operador de planta",
-    "Patrullero",
-    "Profesional de gestión",
-    "Recepcionista",
-    "Supervisor de turno",
-    "Técnico de soporte",
-    "Vendedor de mostrador",
-    "Conductor de reparto",
-    "Docente de primaria",
-)
-
-COMPANY_WORDS = (
-    (
-        "Distribuidora",
-        "Comercializadora",
-        "Inversiones",
-        "Servicios",
-        "Industrias",
-        "Transportes",
-        "Construcciones",
-        "Soluciones",
-    ),
-    (
-        "del Caribe",
-        "Andina",
-        "del Norte",
-        "Costera",
-        "Integral",
-        "Nacional",
-        "La Esperanza",
-        "El Prado",
-        "Santa Marta",
-        "del Magdalena",
-    ),
-    ("S.A.S.", "Ltda.", "S.A."),
-)
-
-MOBILE_PREFIXES = (
-    300,
-    301,
-    302,
-    304,
-    305,
-    310,
-    311,
-    312,
-    313,
-    314,
-    315,
-    316,
-    317,
-    318,
-    319,
-    320,
-    321,
-    322,
-    323,
-    350,
-    351,
-)
+# Fewer questions than this and a blind guess passes too often (1/4**5 per try).
+MIN_QUESTIONS = 5
+# An option value must be shared by this many affiliates, so no option points at a person.
+MIN_SHARED = 5
+# No value may be the answer of more than this share of the people it is asked of;
+# the balanced draw needs it below 1/4.
+MAX_SHARE = 0.2
+# Join dates and birth dates must be plausible for an adult worker.
+MIN_AGE_YEARS = 14
 
 
 @dataclass(frozen=True)
@@ -141,15 +48,11 @@ class Kind:
     text: str
     field: str
     shape: str  # "text", "phone", "date"
-    catalogue: tuple = ()
-    # Text and phone questions always offer "Sin asignar" (it is right when the
-    # data is empty); date questions are asked only when the date is known, so
-    # the option's presence never hints at the answer.
-    optional: bool = True
+    style: str = "sentence"  # how text labels are written: "sentence" or "name"
 
 
 KINDS = (
-    Kind("profesion", "¿Cuál es la profesión del afiliado?", "profesion", "text", PROFESSIONS),
+    Kind("profesion", "¿Cuál es la profesión del afiliado?", "profesion", "text"),
     Kind(
         "conyuge_celular",
         "¿Cuál es el número celular del cónyuge del afiliado?",
@@ -161,32 +64,59 @@ KINDS = (
         "¿Cuál es la profesión del cónyuge del afiliado?",
         "conyuge_profesion",
         "text",
-        PROFESSIONS,
     ),
     Kind(
         "fecha_ingreso",
         "¿Cuál es la fecha de ingreso a la empresa del afiliado?",
         "fecha_ingreso_empresa",
         "date",
-        optional=False,
     ),
     Kind(
         "conyuge_cargo",
         "¿Cuál es el cargo actual del cónyuge del afiliado?",
         "conyuge_cargo",
         "text",
-        JOB_TITLES,
     ),
-    Kind(
-        "fecha_nacimiento",
-        "¿Cuál es su fecha de nacimiento?",
-        "fecha_nacimiento",
-        "date",
-        optional=False,
-    ),
+    Kind("fecha_nacimiento", "¿Cuál es su fecha de nacimiento?", "fecha_nacimiento", "date"),
     Kind("celular", "¿Cuál es su número celular registrado en la Caja?", "celular", "phone"),
-    Kind("empresa", "¿Cuál es el nombre de la empresa donde trabaja?", "empresa_nombre", "text"),
+    Kind(
+        "empresa",
+        "¿Cuál es el nombre de la empresa donde trabaja?",
+        "empresa_nombre",
+        "text",
+        style="name",
+    ),
 )
+KINDS_BY_KEY = {kind.key: kind for kind in KINDS}
+
+
+# --- words: one key per value, one house style per kind ---------------------
+
+
+def canonical(text: str) -> str:
+    """Return the key that spellings of one value share (case, accents, spaces)."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().replace(".", ". ").split()).replace(". ", ".").strip(" .,;")
+
+
+_CONNECTORS = frozenset({"de", "del", "la", "las", "el", "los", "y", "e", "en", "a"})
+
+
+def styled(text: str, style: str) -> str:
+    """Write a value in its kind's one style, whatever case the data came in."""
+    words = " ".join((text or "").split()).lower()
+    if style == "name":
+        out = []
+        for i, word in enumerate(words.split(" ")):
+            if "." in word.strip("."):
+                out.append(word.upper())  # S.A.S., E.S.P.
+            elif i and word in _CONNECTORS:
+                out.append(word)
+            else:
+                out.append(word[:1].upper() + word[1:])
+        return " ".join(out)
+    return words[:1].upper() + words[1:]
 
 
 def _value(afiliado: Any, kind: Kind) -> Any:
@@ -194,74 +124,339 @@ def _value(afiliado: Any, kind: Kind) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def known_answers(afiliado: Any) -> int:
-    """Count the quiz questions whose answer is in the data (not "Sin asignar")."""
-    return sum(1 for kind in KINDS if _value(afiliado, kind))
+# --- the population model ----------------------------------------------------
 
 
-def is_thin(afiliado: Any) -> bool:
-    """Tell whether the data is too thin for a fair quiz."""
-    return known_answers(afiliado) < MIN_KNOWN_ANSWERS
+def _flatten(shares: dict[str, float], cap: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Return (share among those asked, chance to ask) so that no share exceeds cap.
+
+    A value held by too many people is asked of only some of them, chosen at
+    random once; among the people asked, its share is then at most cap.
+    """
+    if not shares or len(shares) * cap < 1:
+        return {}, {}
+    lo, hi = 0.0, max(shares.values())
+    for _ in range(60):  # bisection on the per-value ceiling c
+        mid = (lo + hi) / 2
+        total = sum(min(p, mid) for p in shares.values())
+        if mid / total <= cap:
+            lo = mid
+        else:
+            hi = mid
+    c = lo
+    total = sum(min(p, c) for p in shares.values())
+    flat = {k: min(p, c) / total for k, p in shares.items()}
+    ask = {k: min(1.0, c / p) for k, p in shares.items()}
+    return flat, ask
 
 
-def _label(kind: Kind, value: Any) -> str:
-    if kind.shape == "phone":
-        return mask_phone(value)
-    if kind.shape == "date":
-        return format_date(value)
-    return value
+def _inclusion(weights: list[float], n: int) -> list[float]:
+    """Return each item's chance to be in a conditional Poisson sample of size n."""
+    m = len(weights)
+    prefix = [[1.0] + [0.0] * n]
+    for w in weights:
+        prev = prefix[-1]
+        prefix.append([prev[0]] + [prev[k] + w * prev[k - 1] for k in range(1, n + 1)])
+    suffix = [[1.0] + [0.0] * n]
+    for w in reversed(weights):
+        prev = suffix[-1]
+        suffix.append([prev[0]] + [prev[k] + w * prev[k - 1] for k in range(1, n + 1)])
+    suffix.reverse()
+    total = prefix[m][n]
+    out = []
+    for i, w in enumerate(weights):
+        left, right = prefix[i], suffix[i + 1]
+        without = sum(left[j] * right[n - 1 - j] for j in range(n))
+        out.append(w * without / total)
+    return out
 
 
-def _synthetic(kind: Kind, right: Any, rng: random.Random) -> Any:
-    if kind.shape == "phone":
-        return f"{rng.choice(MOBILE_PREFIXES)}{rng.randrange(10**7):07d}"
-    if kind.shape == "date":
-        spread = 15 * 365 if kind.key == "fecha_nacimiento" else 8 * 365
-        candidate = right + timedelta(days=rng.randint(-spread, spread))
-        return min(candidate, date.today() - timedelta(days=1))
-    if kind.catalogue:
-        return rng.choice(kind.catalogue)
-    return " ".join(rng.choice(words) for words in COMPANY_WORDS)
+def calibrate(shares: dict[str, float], n: int = OPTIONS_PER_QUESTION) -> dict[str, float]:
+    """Return weights whose size-n conditional Poisson sample includes each value n·share times.
+
+    Then drawing the n - 1 wrong options with those weights, next to a right
+    answer distributed as `shares`, leaves every shown option equally likely.
+    """
+    keys = list(shares)
+    target = [n * shares[k] for k in keys]
+    lam = list(target)
+    for _ in range(500):
+        pi = _inclusion(lam, n)
+        if max(abs(p - t) for p, t in zip(pi, target, strict=True)) < 1e-10:
+            break
+        lam = [w * t / p for w, t, p in zip(lam, target, pi, strict=True)]
+        scale = sum(lam)
+        lam = [w / scale for w in lam]
+    return dict(zip(keys, lam, strict=True))
 
 
-def build_question(kind: Kind, afiliado: Any, rng: random.Random) -> dict:
-    """Return {key, text, options, answer} with four distinct option labels."""
-    right = _value(afiliado, kind)
-    right_label = _label(kind, right) if right else UNASSIGNED
-    labels = {right_label.casefold(): right_label}
-    if kind.optional:
-        labels.setdefault(UNASSIGNED.casefold(), UNASSIGNED)
-    anchor = right or date(1980, 1, 1)
+def sample_weighted(items: list[str], weights: dict[str, float], n: int, rng) -> list[str]:
+    """Draw n distinct items with chance proportional to the product of their weights."""
+    w = [weights[i] for i in items]
+    m = len(items)
+    suffix = [[0.0] * (n + 1) for _ in range(m + 1)]
+    suffix[m][0] = 1.0
+    for j in range(m - 1, -1, -1):
+        suffix[j][0] = 1.0
+        for k in range(1, n + 1):
+            suffix[j][k] = suffix[j + 1][k] + w[j] * suffix[j + 1][k - 1]
+    chosen, k = [], n
+    for j in range(m):
+        if k == 0:
+            break
+        if rng.random() * suffix[j][k] < w[j] * suffix[j + 1][k - 1]:
+            chosen.append(items[j])
+            k -= 1
+    return chosen
+
+
+@dataclass
+class TextModel:
+    labels: dict[str, str]  # canonical key -> label; "" is "Sin asignar"
+    share: dict[str, float]  # among the people asked
+    ask: dict[str, float]
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PhoneModel:
+    prefixes: dict[str, int]  # operator prefix -> people
+    unassigned: float  # share of "Sin asignar" among the people asked (0: never offered)
+    ask_unassigned: float  # chance to ask someone whose answer is "Sin asignar"
+
+
+@dataclass
+class DateModel:
+    years: dict[int, int]  # year -> people (only years many people share)
+    months: dict[int, int]  # month -> people
+    days: dict[int, int]  # day of month -> people
+
+
+@dataclass
+class Population:
+    """What the Caja's data looks like as a whole: the only source of options."""
+
+    models: dict[str, Any]
+    size: int
+
+
+def build_population(rows, today: date | None = None) -> Population:
+    """Build the model from (kind key -> value) rows: every affiliate of the Caja."""
+    today = today or date.today()
+    texts: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "text"}
+    spellings: dict[str, dict[str, Counter]] = {k: {} for k in texts}
+    prefixes: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "phone"}
+    empty_phones: Counter = Counter()
+    years: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "date"}
+    months: dict[str, Counter] = {k: Counter() for k in years}
+    days: dict[str, Counter] = {k: Counter() for k in years}
+    size = 0
+    for row in rows:
+        size += 1
+        for kind in KINDS:
+            value = _value(row, kind)
+            if kind.shape == "text":
+                key = canonical(value) if value else ""
+                texts[kind.key][key] += 1
+                if key:
+                    spellings[kind.key].setdefault(key, Counter())[value] += 1
+            elif kind.shape == "phone":
+                if value:
+                    prefixes[kind.key][value[:3]] += 1
+                else:
+                    empty_phones[kind.key] += 1
+            elif value and value <= today:
+                years[kind.key][value.year] += 1
+                months[kind.key][value.month] += 1
+                days[kind.key][value.day] += 1
+    models: dict[str, Any] = {}
+    for kind in KINDS:
+        if kind.shape == "text":
+            counts = {k: n for k, n in texts[kind.key].items() if n >= MIN_SHARED}
+            total = sum(counts.values())
+            if not total:
+                continue
+            share, ask = _flatten({k: n / total for k, n in counts.items()}, MAX_SHARE)
+            if not share:
+                continue
+            labels = {
+                k: styled(spellings[kind.key][k].most_common(1)[0][0], kind.style) if k else ""
+                for k in share
+            }
+            labels = {k: (v or UNASSIGNED) for k, v in labels.items()}
+            models[kind.key] = TextModel(labels, share, ask, calibrate(share))
+        elif kind.shape == "phone":
+            common = {p: n for p, n in prefixes[kind.key].items() if n >= MIN_SHARED}
+            phones = sum(common.values())
+            if not phones:
+                continue
+            empty = empty_phones[kind.key] if empty_phones[kind.key] >= MIN_SHARED else 0
+            p_empty = empty / (empty + phones)
+            ask_empty = 1.0
+            if p_empty > MAX_SHARE:
+                # Keep "Sin asignar" at MAX_SHARE among the people asked.
+                ask_empty = MAX_SHARE * (1 - p_empty) / ((1 - MAX_SHARE) * p_empty)
+            asked_empty = p_empty * ask_empty
+            unassigned = asked_empty / (asked_empty + (1 - p_empty)) if empty else 0.0
+            models[kind.key] = PhoneModel(common, unassigned, ask_empty if empty else 0.0)
+        else:
+            common_years = {y: n for y, n in years[kind.key].items() if n >= MIN_SHARED}
+            if len(common_years) >= OPTIONS_PER_QUESTION * 2:
+                models[kind.key] = DateModel(
+                    common_years, dict(months[kind.key]), dict(days[kind.key])
+                )
+    return Population(models, size)
+
+
+# --- one person's bank of questions --------------------------------------------
+
+
+def _window(kind: Kind, afiliado: Any, today: date) -> tuple[date, date]:
+    """Return the dates an answer to a date question can plausibly take for this person."""
+    adult = date(today.year - MIN_AGE_YEARS, today.month, min(today.day, 28))
+    if kind.key == "fecha_nacimiento":
+        return date(1900, 1, 1), adult
+    born = getattr(afiliado, "fecha_nacimiento", None)
+    start = date(born.year + MIN_AGE_YEARS, born.month, min(born.day, 28)) if born else None
+    return start or date(1900, 1, 1), today
+
+
+def _weighted_choice(weights: dict, rng):
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[k] for k in keys])[0]
+
+
+def _random_phone(model: PhoneModel, rng) -> str:
+    return f"{_weighted_choice(model.prefixes, rng)}{rng.randrange(10**7):07d}"
+
+
+def _random_date(model: DateModel, start: date, end: date, rng) -> date | None:
+    years = {y: n for y, n in model.years.items() if start.year <= y <= end.year}
+    if not years:
+        return None
+    for _ in range(50):
+        year = _weighted_choice(years, rng)
+        month = _weighted_choice(model.months, rng)
+        day = _weighted_choice(model.days, rng)
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue  # 31 of a 30-day month: draw again, as people are never born then
+        if start <= candidate <= end:
+            return candidate
+    return None
+
+
+def _text_question(kind: Kind, model: TextModel, value: str, rng) -> list[str] | None:
+    key = canonical(value) if value else ""
+    if key not in model.share or rng.random() >= model.ask[key]:
+        return None
+    others = [k for k in model.share if k != key]
+    wrong = sample_weighted(others, model.weights, OPTIONS_PER_QUESTION - 1, rng)
+    return [model.labels[key]] + [model.labels[k] for k in wrong]
+
+
+def _phone_question(model: PhoneModel, value: str, rng) -> list[str] | None:
+    if not value:
+        if not model.unassigned or rng.random() >= model.ask_unassigned:
+            return None
+        right, offer_unassigned = UNASSIGNED, False
+    else:
+        if value[:3] not in model.prefixes:
+            return None
+        rho = model.unassigned / (1 - model.unassigned)
+        right = mask_phone(value)
+        # "Sin asignar" is shown next to a real phone just often enough that,
+        # when shown, it is right one time in four.
+        offer_unassigned = rng.random() < 3 * rho
+    labels = [right] + ([UNASSIGNED] if offer_unassigned else [])
     while len(labels) < OPTIONS_PER_QUESTION:
-        label = _label(kind, _synthetic(kind, anchor, rng))
-        labels.setdefault(label.casefold(), label)
-    options = list(labels.values())
-    rng.shuffle(options)
-    return {
-        "key": kind.key,
-        "text": kind.text,
-        "options": options,
-        "answer": options.index(right_label),
-    }
+        label = mask_phone(_random_phone(model, rng))
+        if label not in labels:
+            labels.append(label)
+    return labels
 
 
-def draw(
-    afiliado: Any, rng: random.Random | None = None, avoid: frozenset[str] = frozenset()
+def _date_question(
+    kind: Kind, model: DateModel, value: date | None, afiliado: Any, today: date, rng
+) -> list[str] | None:
+    if not value:
+        return None
+    start, end = _window(kind, afiliado, today)
+    if not (start <= value <= end) or value.year not in model.years:
+        return None  # a date that stands out (a rare year, implausible) is not asked
+    labels = [format_date(value)]
+    for _ in range(200):
+        candidate = _random_date(model, start, end, rng)
+        if candidate is None:
+            return None
+        label = format_date(candidate)
+        if label not in labels:
+            labels.append(label)
+        if len(labels) == OPTIONS_PER_QUESTION:
+            return labels
+    return None
+
+
+def _ordered(kind: Kind, labels: list[str]) -> list[str]:
+    """Sort the options the way the manual shows them ("Sin asignar" last)."""
+
+    def key(label: str):
+        if label == UNASSIGNED:
+            return (1, "")
+        if kind.shape == "date":
+            d, m, y = label.split("/")
+            return (0, f"{y}{m}{d}")
+        return (0, canonical(label))
+
+    return sorted(labels, key=key)
+
+
+def build_bank(
+    afiliado: Any, population: Population, rng=None, today: date | None = None
 ) -> list[dict]:
-    """Draw a quiz: questions with real answers first, fresh ones before `avoid`."""
+    """Return this person's questions, each {key, text, options, answer}, drawn once for good."""
     rng = rng or random.SystemRandom()
-    pool = [k for k in KINDS if k.optional or _value(afiliado, k)]
-    rng.shuffle(pool)
-    pool.sort(key=lambda k: (not _value(afiliado, k), k.key in avoid))
-    chosen = pool[:QUESTIONS_PER_QUIZ]
-    rng.shuffle(chosen)
-    return [build_question(kind, afiliado, rng) for kind in chosen]
+    today = today or date.today()
+    bank = []
+    for kind in KINDS:
+        model = population.models.get(kind.key)
+        if model is None:
+            continue
+        value = _value(afiliado, kind)
+        if kind.shape == "text":
+            labels = _text_question(kind, model, value, rng)
+        elif kind.shape == "phone":
+            labels = _phone_question(model, value, rng)
+        else:
+            labels = _date_question(kind, model, value, afiliado, today, rng)
+        if labels is None:
+            continue
+        right = labels[0]
+        options = _ordered(kind, labels)
+        bank.append(
+            {"key": kind.key, "text": kind.text, "options": options, "answer": options.index(right)}
+        )
+    return bank
+
+
+def is_thin(bank: list[dict]) -> bool:
+    """Tell whether too few questions can be asked fairly (then an SMS code is sent)."""
+    return len(bank) < MIN_QUESTIONS
+
+
+def draw(bank: list[dict], rng=None) -> list[dict]:
+    """Pick one attempt's questions from the bank, in the bank's order."""
+    rng = rng or random.SystemRandom()
+    if len(bank) <= QUESTIONS_PER_QUIZ:
+        return list(bank)
+    keep = set(rng.sample(range(len(bank)), QUESTIONS_PER_QUIZ))
+    return [q for i, q in enumerate(bank) if i in keep]
 
 
 def grade(questions: list[dict], answers: dict[str, str]) -> bool:
-    """Tell whether every question got its right option (answers: key -> index)."""
+    """Tell whether every question got its right option (answers: key -> "0".."3")."""
     for question in questions:
-        given = answers.get(question["key"], "")
-        if not given.isdigit() or int(given) != question["answer"]:
+        if answers.get(question["key"]) != str(question["answer"]):
             return False
     return True

@@ -11,6 +11,7 @@ from core import passwords
 from core.colombia import normalize_mobile
 from core.db import init_schema, open_database
 from core.demo import (
+    AFFILIATES,
     COMPANY_WORDS,
     DEMO_PASSWORD,
     JOB_TITLES,
@@ -20,7 +21,7 @@ from core.demo import (
     summary_lines,
 )
 from core.importer import COLUMNS, clean_row
-from core.quiz import is_thin
+from core.quiz import build_bank, build_population, canonical, is_thin
 from models import Afiliado, User
 
 
@@ -54,13 +55,13 @@ def test_load_demo_twice_changes_nothing(database):
 
     second = load_demo()
 
-    assert first["affiliates"] == second["affiliates"] == 200
-    assert (first["affiliates_created"], first["affiliates_updated"]) == (200, 0)
-    assert (second["affiliates_created"], second["affiliates_updated"]) == (0, 200)
+    assert first["affiliates"] == second["affiliates"] == AFFILIATES
+    assert (first["affiliates_created"], first["affiliates_updated"]) == (AFFILIATES, 0)
+    assert (second["affiliates_created"], second["affiliates_updated"]) == (0, AFFILIATES)
     assert (first["users_created"], second["users_created"]) == (2, 0)
     assert snapshot() == before
     assert list(User.select(User.id, User.email).tuples()) == users_before
-    assert Afiliado.select().count() == 200
+    assert Afiliado.select().count() == AFFILIATES
     assert User.select().count() == 2
 
 
@@ -95,7 +96,12 @@ def test_fixed_affiliate_with_full_data(database):
         "fecha_nacimiento",
     ):
         assert getattr(ana, column), column
-    assert not is_thin(ana)
+    population = build_population(Afiliado.select())
+    bank = build_bank(ana, population)
+    assert not is_thin(bank)
+    # The README tells a tester these answers: they must be what the quiz asks.
+    asked = {q["key"] for q in bank}
+    assert {"profesion", "fecha_nacimiento", "celular", "conyuge_celular"} <= asked
 
 
 def test_fixed_affiliate_with_thin_data_has_a_mobile(database):
@@ -107,7 +113,7 @@ def test_fixed_affiliate_with_thin_data_has_a_mobile(database):
     assert thin.profesion == thin.conyuge_celular == thin.conyuge_profesion == ""
     assert thin.conyuge_cargo == ""
     assert thin.fecha_ingreso_empresa is None
-    assert is_thin(thin)
+    assert is_thin(build_bank(thin, build_population(Afiliado.select())))
 
 
 def test_demo_accounts_are_active_and_log_in(database):
@@ -171,15 +177,23 @@ def test_demo_mobiles_are_colombian_mobiles():
                 assert normalize_mobile(row[column]) == row[column]
 
 
-def test_demo_answers_come_from_the_quiz_catalogues():
+def test_demo_values_are_the_vocabulary_written_as_an_export_would():
     company_names = {
         f"{a} {b} {c}" for a in COMPANY_WORDS[0] for b in COMPANY_WORDS[1] for c in COMPANY_WORDS[2]
     }
+    professions = {canonical(p) for p in PROFESSIONS}
+    titles = {canonical(t) for t in JOB_TITLES}
+    spellings = set()
     for row in demo_afiliados():
-        assert row["profesion"] in ("", *PROFESSIONS)
-        assert row["conyuge_profesion"] in ("", *PROFESSIONS)
-        assert row["conyuge_cargo"] in ("", *JOB_TITLES)
+        assert canonical(row["profesion"]) in {"", *professions}
+        assert canonical(row["conyuge_profesion"]) in {"", *professions}
+        assert canonical(row["conyuge_cargo"]) in {"", *titles}
         assert row["empresa_nombre"] == "" or row["empresa_nombre"] in company_names
+        if row["profesion"]:
+            spellings.add(row["profesion"])
+    # Real exports mix capitals and missing accents: the quiz must not care.
+    assert any(s.isupper() for s in spellings)
+    assert len(spellings) > len(professions)
 
 
 def test_demo_has_a_realistic_mix():
@@ -193,7 +207,12 @@ def test_demo_has_a_realistic_mix():
     assert {r["categoria"] for r in rows} == {"A", "B", "C", ""}
     assert 0.35 < with_spouse / len(rows) < 0.65
     assert sum(1 for r in rows if not r["profesion"]) >= 10
-    assert sum(1 for r in rows if is_thin(_Row(r))) >= 5
+    people = [_Row(r) for r in rows]
+    population = build_population(people)
+    banks = [build_bank(p, population) for p in people]
+    thin = sum(1 for bank in banks if is_thin(bank))
+    # Some people get the SMS code instead of the quiz, most get the quiz.
+    assert 5 <= thin < len(rows) / 4
     assert {r["tipo_documento"] for r in rows} >= {"CC", "CE"}
     emails = [r["email"] for r in rows if r["email"]]
     assert len(emails) == len(set(emails))

@@ -63,12 +63,13 @@ def two_servers():
     url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
     redis.Redis.from_url(REDIS).flushdb()
     env = {
-        "SECRET_KEY": "multi-" + schema,
+        "SECRET_KEY": f"multi-{schema}-{uuid.uuid4().hex}",  # 32+ characters to start
         "DATABASE_URL": url,
         "REDIS_URL": REDIS,
         "BASE_URL": "http://127.0.0.1",
         "CAPTCHA": "off",
-        "SMS_BACKEND": "console",
+        "SMS_BACKEND": "http",  # console and file start only on a development machine
+        "SMS_HTTP_URL": "http://127.0.0.1:9/sms",  # nothing is sent here
     }
     flask(env, "init-db")
     database = dbmod.open_database(url)

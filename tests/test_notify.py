@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from datetime import timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -171,3 +172,61 @@ def test_http_sms_backend(db, status, expected):
 def test_unknown_sms_backend_is_refused():
     with pytest.raises(ValueError):
         notify.sms_sender("paloma")
+
+
+def _aged(message: Message, hours: float, status: str) -> None:
+    then = utcnow() - timedelta(hours=hours)
+    Message.update(status=status, created_at=then, sent_at=then).where(
+        Message.id == message.id
+    ).execute()
+
+
+def test_bodies_are_blanked_after_the_retention_and_the_metadata_stays(db):
+    link = "http://localhost/restablecer/un-token-vivo"
+    old_sent = notify.queue_email("ana@example.com", "Restablecer", link, f"<a>{link}</a>")
+    old_failed = notify.queue_sms("3001234567", "Hanna: su código es 123456")
+    recent = notify.queue_email("ana@example.com", "Active su cuenta", "http://localhost/activar/x")
+    waiting = notify.queue_sms("3001234567", "Hanna: su código es 654321")
+    _aged(old_sent, 49, Message.SENT)
+    _aged(old_failed, 49, Message.FAILED)
+    _aged(recent, 47, Message.SENT)
+    _aged(waiting, 49, Message.PENDING)  # still to deliver: the worker needs the body
+
+    assert notify.purge_bodies(timedelta(hours=48)) == 2
+
+    rows = {row.id: row for row in Message.select()}
+    for purged in (old_sent, old_failed):
+        row = rows[purged.id]
+        assert row.body_text == "" and row.body_html == ""
+        assert row.recipient == purged.recipient and row.channel == purged.channel
+        assert row.subject == purged.subject and row.status in (Message.SENT, Message.FAILED)
+        assert row.created_at is not None
+    assert rows[recent.id].body_text == "http://localhost/activar/x"
+    assert "654321" in rows[waiting.id].body_text
+    assert notify.purge_bodies(timedelta(hours=48)) == 0  # nothing left to rewrite
+
+
+def test_the_worker_purges_with_the_configured_retention(db, app, runner):
+    app.config["OUTBOX_BODY_RETENTION_HOURS"] = 1
+    message = notify.queue_sms("3001234567", "Hanna: su código es 123456")
+    _aged(message, 2, Message.SENT)
+    run_worker(runner)
+    assert Message.get_by_id(message.id).body_text == ""
+
+
+def test_the_purge_uses_an_index(db):
+    if "sqlite" not in type(db.obj).__name__.lower():
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    cutoff = utcnow()
+    query = notify.purge_query(cutoff)
+    sql, params = query.sql()
+    plan = " ".join(str(row) for row in db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "USING INDEX message_status_created_at" in plan, plan
+
+
+def test_dev_mailbox_says_when_a_body_was_purged(db, client):
+    message = notify.queue_sms("3001234567", "Hanna: su código es 918273")
+    _aged(message, 100, Message.SENT)
+    notify.purge_bodies(timedelta(hours=48))
+    page = client.get("/dev/buzon").text
+    assert "918273" not in page and "Contenido borrado" in page

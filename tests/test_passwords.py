@@ -173,6 +173,27 @@ def test_common_list_is_lower_case_and_has_spanish_additions():
     assert passwords.common_passwords() is common
 
 
+@pytest.mark.parametrize(
+    "password",
+    ["Password12345678", "Colombia2024!", "Lucia1234", "Lucia2000!", "123Maria", "Maria111111"],
+)
+def test_a_common_word_with_a_trivial_ending_is_common(password):
+    assert passwords.is_common(password)
+
+
+@pytest.mark.parametrize("password", ["Lucia04052000", "Carlos17081985", "Maria-0713-Andes9"])
+def test_a_name_with_a_long_non_trivial_number_is_not_called_common(password):
+    # A name plus a date is weak only for someone who knows the person: the
+    # birth-date rule covers the holder's own date, the list does not.
+    assert not passwords.is_common(password)
+    assert passwords.TOO_COMMON not in password_problems(password)
+
+
+def test_the_holders_own_birth_date_still_refuses_a_name_and_date():
+    problems = password_problems("Lucia04052000", birth_date=date(2000, 5, 4))
+    assert problems == [passwords.HAS_BIRTH_DATE]
+
+
 def test_strip_core_shorter_than_four_letters_is_not_matched():
     # "abc" is on the list; the core rule alone must not reject this.
     assert "abc" in passwords.common_passwords()

@@ -68,10 +68,10 @@ def test_hsts_only_over_https(client):
 
 def test_static_assets_are_versioned_and_cached(client):
     page = client.get("/").text
-    css = re.search(r'href="(/static/app\.css\?v=\w+)"', page).group(1)
+    css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', page).group(1)
     response = client.get(css)
-    assert response.status_code == 200 and "max-age=31536000" in response.headers["Cache-Control"]
-    assert re.search(r'src="/static/vendor/htmx-4\.0\.1\.min\.js\?v=\w+" defer', page)
+    assert response.status_code == 200 and "immutable" in response.headers["Cache-Control"]
+    assert re.search(r'src="/static/vendor/htmx-4\.0\.1\.min\.[0-9a-f]{12}\.js" defer', page)
 
 
 def test_no_inline_script_or_handlers_in_templates():
@@ -117,7 +117,8 @@ def test_dev_mailbox_lists_queued_mail_with_clickable_links(db, client):
 
 
 def test_dev_mailbox_is_never_on_in_production(tmp_path, monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("SECRET_KEY", "0123456789abcdef" * 4)  # strong enough to start
+    monkeypatch.setenv("SMS_BACKEND", "http")  # console and file are for development
     monkeypatch.setenv("DEV_MAILBOX", "true")
     monkeypatch.setenv("BASE_URL", "https://hanna.cajacopi.com")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
@@ -126,7 +127,8 @@ def test_dev_mailbox_is_never_on_in_production(tmp_path, monkeypatch):
 
 
 def test_https_deployment_uses_a_secure_host_only_cookie(tmp_path, monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("SECRET_KEY", "0123456789abcdef" * 4)  # strong enough to start
+    monkeypatch.setenv("SMS_BACKEND", "http")  # console and file are for development
     monkeypatch.setenv("BASE_URL", "https://hanna.cajacopi.com")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
     app = create_app()

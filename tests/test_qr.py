@@ -132,3 +132,21 @@ def test_phone_must_be_signed_in(db, client, app):
     anonymous = app.test_client()
     response = anonymous.get(f"/qr/{qr.key}")
     assert response.status_code == 302 and f"next=/qr/{qr.key}" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("outcome", ["rechazado", "vencido"])
+def test_final_answer_replaces_the_code_number_and_instructions(db, client, phone, htmx, outcome):
+    qr = open_qr(client)
+    if outcome == "rechazado":
+        phone.post(f"/qr/{qr.key}", data={"accion": "rechazar"})
+    else:
+        QrLogin.update(expires_at=utcnow() - timedelta(seconds=1)).execute()
+    poll = client.get("/qr/estado", headers=htmx)
+    assert poll.status_code == 200
+    # The poller swaps the whole block: its target is the block, not just the status line.
+    first = client.get("/qr").text
+    assert 'hx-target="#qr-bloque"' in first and 'id="qr-bloque"' in first
+    assert poll.text.lstrip().startswith('<section id="qr-bloque"')
+    assert "Generar un código nuevo" in poll.text and "<svg" not in poll.text
+    assert "elija el número" not in poll.text and "Escanee" not in poll.text
+    assert f">{qr.match_code}<" not in poll.text and "hx-trigger" not in poll.text

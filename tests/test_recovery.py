@@ -150,9 +150,16 @@ def test_reset_link_dies_when_the_password_changes_another_way(db, client, outbo
     assert client.get(link).status_code == 410
 
 
-def test_lock_after_twenty_failures_until_a_reset(db, client, outbox):
+def backing_off(user):
+    """Put the untrusted budget at its longest wait, as a stranger's guessing does."""
+    User.update(failed_logins=100, login_blocked_until=utcnow() + access.BACKOFF_CAP).where(
+        User.id == user.id
+    ).execute()
+
+
+def test_a_reset_ends_the_untrusted_back_off(db, client, outbox):
     user = make_user()
-    User.update(failed_logins=access.LOCK_AT).where(User.id == user.id).execute()
+    backing_off(user)
     page = login(client, user)
     assert page.status_code == 422 and "El email o la contraseña no son correctos." in page.text
     client.post("/restablecer", data={"email": user.email})
@@ -161,9 +168,9 @@ def test_lock_after_twenty_failures_until_a_reset(db, client, outbox):
     assert login(client, user, NEW).status_code == 303
 
 
-def test_locked_unknown_and_wrong_answers_look_the_same(db, client):
+def test_backing_off_unknown_and_wrong_answers_look_the_same(db, client):
     locked, wrong = make_user(), make_user()
-    User.update(failed_logins=access.LOCK_AT).where(User.id == locked.id).execute()
+    backing_off(locked)
     pages = [
         login(client, locked),
         client.post("/", data={"email": "nadie@example.com", "password": PASSWORD}),
@@ -181,7 +188,7 @@ def test_locked_unknown_and_wrong_answers_look_the_same(db, client):
 
 def test_each_login_attempt_costs_one_hash_whatever_the_account(db, client):
     locked, wrong = make_user(), make_user()
-    User.update(failed_logins=access.LOCK_AT).where(User.id == locked.id).execute()
+    backing_off(locked)
     costs = []
     for email, password in (
         (locked.email, PASSWORD),
@@ -229,6 +236,8 @@ def test_change_email_needs_the_new_address_to_confirm(db, client, outbox):
     assert User.get_by_id(user.id).email == user.email  # nothing changed yet
     link = outbox.last_link("/cuenta/correo/")
     client.get(link)
+    assert User.get_by_id(user.id).email == user.email  # opening the link asks first
+    client.post(link)
     assert User.get_by_id(user.id).email == "nuevo@example.com"
 
 
@@ -366,7 +375,8 @@ def test_login_rehashes_when_the_parameters_rise(db, client):
 def test_production_hashing_meets_owasp_minimums(tmp_path, monkeypatch):
     from app import create_app
 
-    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("SECRET_KEY", "0123456789abcdef" * 4)  # strong enough to start
+    monkeypatch.setenv("SMS_BACKEND", "http")  # console and file are for development
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite3'}")
     create_app()  # the default configuration configures the hasher
     try:

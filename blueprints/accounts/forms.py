@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import email_validator
+from flask import current_app, request
 from flask_wtf import FlaskForm
+from flask_wtf.form import SUBMIT_METHODS, _Auto
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from core import colombia, passwords
+from core.clock import utcnow
+from core.colombia import to_bogota
 
 REQUIRED = "Este campo es obligatorio."
 
@@ -26,6 +33,29 @@ def _normalized(normalize):
     return check
 
 
+def _test_domains_allowed() -> bool:
+    """Tell whether reserved test addresses (@….test) are welcome: where the dev mailbox is."""
+    from app import dev_mailbox_allowed  # the app module imports this one
+
+    return dev_mailbox_allowed(current_app)
+
+
+def _email(message: str):
+    """Build WTForms' Email check (no DNS look-up), allowing .test on a development machine."""
+
+    def check(_form, field) -> None:
+        try:
+            email_validator.validate_email(
+                field.data or "",
+                check_deliverability=False,
+                test_environment=_test_domains_allowed(),
+            )
+        except email_validator.EmailNotValidError as exc:
+            raise ValidationError(message) from exc
+
+    return check
+
+
 def email_field(label: str) -> StringField:
     """An e-mail input with the portal's Spanish message (no DNS look-up)."""
     return StringField(
@@ -33,12 +63,21 @@ def email_field(label: str) -> StringField:
         validators=[
             DataRequired(REQUIRED),
             Length(max=254),
-            Email(
-                "Escriba un correo electrónico válido, como nombre@correo.com.",
-                check_deliverability=False,
-            ),
+            _email("Escriba un correo electrónico válido, como nombre@correo.com."),
         ],
     )
+
+
+OLDEST_BIRTH = date(1900, 1, 1)
+
+
+def _plausible_birth_date(_form, field) -> None:
+    if not isinstance(field.data, date):
+        return
+    if field.data > to_bogota(utcnow()).date():
+        raise ValidationError("La fecha no puede ser posterior a hoy: revise el año.")
+    if field.data < OLDEST_BIRTH:
+        raise ValidationError("Revise el año: la fecha es anterior a 1900.")
 
 
 class SpanishForm(FlaskForm):
@@ -46,6 +85,16 @@ class SpanishForm(FlaskForm):
 
     class Meta:
         locales = ("es",)
+
+        def wrap_formdata(self, form, formdata):
+            # Only the text parts of an HTML form: Flask-WTF would also pour file
+            # parts and JSON values into text fields, where validators meet a
+            # FileStorage or a list and fail with a 500. No form here takes files.
+            if formdata is not _Auto:
+                return formdata
+            if request.method in SUBMIT_METHODS and request.form:
+                return request.form
+            return None
 
 
 class DateText(StringField):
@@ -99,7 +148,11 @@ class RegistrationForm(LookupForm):
     )
     fecha_nacimiento = DateText(
         "Fecha Nacimiento / Fecha Especial",
-        validators=[DataRequired(REQUIRED), _normalized(colombia.parse_date)],
+        validators=[
+            DataRequired(REQUIRED),
+            _normalized(colombia.parse_date),
+            _plausible_birth_date,
+        ],
     )
     password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED)])
     confirm = PasswordField(

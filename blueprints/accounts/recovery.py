@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from blueprints.accounts import access, service
@@ -12,11 +12,19 @@ from blueprints.accounts.forms import (
     ForgotForm,
     NewPasswordForm,
 )
-from blueprints.accounts.views import _base_url, _captcha_on, _secret, bp, signed_out
+from blueprints.accounts.views import (
+    _base_url,
+    _captcha_on,
+    _secret,
+    bp,
+    live_password_check,
+    signed_out,
+)
 from blueprints.public import service as captchas
 from blueprints.web import limiter, render, see_other
 from core import passwords
 from core.useragent import describe
+from models import UserSession
 
 # --- Olvide mi Contraseña ------------------------------------------------------
 
@@ -64,7 +72,7 @@ def reset(token: str):
         problems = access.password_problems_for(user, form.password.data)
         if not problems:
             try:
-                access.set_password(user, form.password.data)
+                access.set_password(user, form.password.data, reason=UserSession.RESET)
             except service.AccountError as exc:
                 return render_template(
                     "accounts/enlace_invalido.html", message=str(exc), reset=True
@@ -83,6 +91,19 @@ def reset(token: str):
         rules=passwords.RULES,
         advice=passwords.ADVICE,
     ), status
+
+
+@bp.post("/restablecer/<token>/clave")
+@limiter.limit("60/minute;600/hour")
+def reset_password_check(token: str):
+    """Check the new password as the user types, with the data of the link's account."""
+    form = NewPasswordForm()
+    try:
+        user = access.user_for_reset(token, secret=_secret())
+    except service.AccountError as exc:
+        form.password.data = ""  # nothing is checked against an unknown account
+        return live_password_check(form, [], 410, message=str(exc))
+    return live_password_check(form, access.password_problems_for(user, form.password.data or ""))
 
 
 # --- a new activation mail -------------------------------------------------------
@@ -141,6 +162,22 @@ def change_password():
     return _account_page(password_form=form, status=422)
 
 
+@bp.post("/cuenta/clave/revisar")
+@limiter.limit("60/minute")
+def account_password_check():
+    """Check the new password of "Cambiar contraseña" as the user types.
+
+    Not @login_required: Flask-Login would clear the session cookie of a check
+    that crosses the change itself (its login id just rotated), signing the
+    browser out. The session row alone says who asks; nothing is written.
+    """
+    user = access.session_user(session.get("sid") or "")
+    if user is None:
+        return "", 401
+    form = ChangePasswordForm(prefix="clave")
+    return live_password_check(form, access.password_problems_for(user, form.password.data or ""))
+
+
 @bp.post("/cuenta/correo")
 @login_required
 @limiter.limit("5/minute;20/hour")
@@ -163,15 +200,19 @@ def change_email():
     return _account_page(email_form=form, status=422)
 
 
-@bp.get("/cuenta/correo/<token>")
+@bp.route("/cuenta/correo/<token>", methods=["GET", "POST"])
+@limiter.limit("10/minute", methods=["POST"])
 def confirm_email(token: str):
-    """Apply the e-mail change the new address confirmed."""
+    """Show the mailed link's page (a GET changes nothing); its button applies the change."""
     try:
+        if request.method == "GET":
+            _, new_email = access.email_change_for(token, secret=_secret())
+            return render_template("accounts/correo_confirmar.html", token=token, email=new_email)
         access.confirm_email_change(token, secret=_secret())
     except service.AccountError as exc:
         return render_template("accounts/enlace_invalido.html", message=str(exc)), 410
     flash("Su correo fue actualizado. Úselo para iniciar sesión.", "ok")
-    return redirect(
+    return see_other(
         url_for("accounts.account" if current_user.is_authenticated else "accounts.login")
     )
 
@@ -192,7 +233,7 @@ def sessions():
 @login_required
 def end_one_session(session_id: int):
     """End one session of the signed-in user (404 for anybody else's)."""
-    row = access.end_own_session(current_user, session_id) or abort(404)
+    row = access.end_own_session(current_user, session_id, current=session["sid"]) or abort(404)
     if row.id == access.session_id(session["sid"]):
         return signed_out("Cerró esta sesión.")
     flash("Cerramos esa sesión.", "ok")

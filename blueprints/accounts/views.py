@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import (
     Blueprint,
     abort,
@@ -19,12 +21,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from blueprints.accounts import access, service
 from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
 from blueprints.public import service as captchas
-from blueprints.web import limiter, render, safe_next, see_other, wants_partial
+from blueprints.web import limiter, lookup_allowed, render, safe_next, see_other, wants_partial
 from core import passwords, tokens
 
 bp = Blueprint("accounts", __name__)
-
-CONFIRM_PURPOSE, CONFIRM_MAX_AGE = "registro", 20 * 60
 
 
 def _secret() -> str:
@@ -60,15 +60,33 @@ def login():
         return redirect(url_for("accounts.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = access.authenticate(form.email.data, form.password.data)
+        secure = current_app.config["SESSION_COOKIE_SECURE"]
+        cookie = ("__Host-" if secure else "") + access.DEVICE_COOKIE
+        result = access.authenticate(
+            form.email.data,
+            form.password.data,
+            device_tokens=access.device_tokens(request.cookies.get(cookie)),
+            secret=_secret(),
+        )
+        user = result.user
         if user is not None and user.status == user.ACTIVE:
             _sign_in(user)
-            return see_other(safe_next(request.args.get("next"), url_for("accounts.home")))
+            response = see_other(safe_next(request.args.get("next"), url_for("accounts.home")))
+            if result.device_token:
+                # This browser keeps its own failure budget for the account from now on.
+                value = access.remember_device(
+                    request.cookies.get(cookie), result.device_token, secret=_secret()
+                )
+                max_age = int(access.DEVICE_TTL.total_seconds())
+                response.set_cookie(
+                    cookie, value, max_age=max_age, secure=secure, httponly=True, samesite="Lax"
+                )
+            return response
         if user is not None and user.status == user.PENDING:
             form.email.errors.append(
                 "Su cuenta aún no está activa: abra el enlace del correo de activación."
             )
-            resend = tokens.make_token(_secret(), tokens.RESEND, {"u": user.id})
+            resend = service.resend_ticket(user, secret=_secret())
             return render(
                 "accounts/login.html",
                 "accounts/_login_form.html",
@@ -121,6 +139,28 @@ def home():
 NAME_FIELDS = ("primer_nombre", "segundo_nombre", "primer_apellido", "segundo_apellido")
 
 
+LOOKUP_LIMITED = (
+    "Consultó demasiados documentos seguidos. Espere unos minutos y vuelva a intentarlo."
+)
+
+
+def _lookup_budget(form: RegistrationForm) -> bool:
+    """Spend one look-up of the shared per-IP limit, unless this browser just looked this one up.
+
+    Every page that shows a look-up result comes through here (the htmx
+    partial, the no-JS "Consultar", every re-render of the form), so no path
+    has a bucket of its own.
+    """
+    document = f"{form.tipo_documento.data}:{form.numero_documento.data}"
+    seen = tokens.digest(f"{_secret()}:consulta:{document}")[:16]  # no document in the cookie
+    if session.get("consulta") == seen:
+        return True
+    if not lookup_allowed():
+        return False
+    session["consulta"] = seen
+    return True
+
+
 def _match_affiliate(form: RegistrationForm):
     """Find the document in the Caja's data and put its names in the form.
 
@@ -129,7 +169,10 @@ def _match_affiliate(form: RegistrationForm):
     """
     afiliado = None
     if form.numero_documento.data and not form.numero_documento.errors:
-        afiliado = service.find_afiliado(form.tipo_documento.data, form.numero_documento.data)
+        if _lookup_budget(form):
+            afiliado = service.find_afiliado(form.tipo_documento.data, form.numero_documento.data)
+        else:
+            form.numero_documento.errors = [*form.numero_documento.errors, LOOKUP_LIMITED]
     for name in NAME_FIELDS:
         if afiliado is not None:
             getattr(form, name).data = getattr(afiliado, name)
@@ -139,13 +182,23 @@ def _match_affiliate(form: RegistrationForm):
 
 
 def _registration_page(
-    form: RegistrationForm, status: int = 200, new_captcha: bool = True, alert: str = ""
+    form: RegistrationForm,
+    status: int = 200,
+    new_captcha: bool = True,
+    alert: str = "",
+    solicitud: str | None = None,
+    retype: bool | None = None,
 ):
+    """Render "Crear Cuenta Nueva"; solicitud is the open request whose captcha is solved."""
     afiliado = _match_affiliate(form)
-    key = request.form.get("captcha_key", "")
-    if _captcha_on() and (new_captcha or not captchas.challenge(key)):
-        key = captchas.new_challenge()
-        form.captcha.data = ""
+    key = None
+    if _captcha_on() and not solicitud:
+        key = request.form.get("captcha_key", "")
+        if new_captcha or not captchas.challenge(key):
+            key = captchas.new_challenge()
+    form.captcha.data = ""
+    if retype is None:  # passwords are never sent back: say they must be typed again
+        retype = bool(request.form.get("password") or request.form.get("confirm"))
     return render(
         "accounts/registro.html",
         "accounts/_registro_form.html",
@@ -154,6 +207,8 @@ def _registration_page(
         afiliado=afiliado,
         consultado=bool(form.numero_documento.data),
         captcha_key=key,
+        solicitud=solicitud if _captcha_on() else None,  # nothing to remember without one
+        retype=retype,
         alert=alert,
         rules=passwords.RULES,
         advice=passwords.ADVICE,
@@ -161,7 +216,7 @@ def _registration_page(
 
 
 @bp.post("/registro/consulta")
-@limiter.limit("10/minute;60/hour")
+@limiter.limit("30/minute")  # a flood guard: the look-ups themselves spend LOOKUP_LIMIT
 def lookup():
     """Look the document up in the Caja's data and fill names and Estado."""
     document = LookupForm()
@@ -171,8 +226,13 @@ def lookup():
     form.numero_documento.errors = list(document.numero_documento.errors)
     status = 422 if document.numero_documento.errors else 200
     if not wants_partial():
-        return _registration_page(form, status, new_captcha=False)
+        solicitud = request.form.get("solicitud")  # a solved captcha stays solved
+        if not service.registration_open(solicitud):
+            solicitud = None
+        return _registration_page(form, status, new_captcha=False, solicitud=solicitud)
     afiliado = _match_affiliate(form)
+    if LOOKUP_LIMITED in form.numero_documento.errors:
+        status = 429
     return render(
         "accounts/registro.html",
         "accounts/_datos_afiliado.html",
@@ -190,73 +250,135 @@ def password_check():
     """Check the password rules as the user types (htmx)."""
     form = RegistrationForm()
     form.validate()
+    return live_password_check(form, form.password.errors)
+
+
+def live_password_check(form, problems: list[str], status: int = 200, message: str = ""):
+    """Render the rules block with each rule met or not, for a password being typed."""
     return render_template(
-        "accounts/_clave.html", form=form, rules=passwords.RULES, advice=passwords.ADVICE, live=True
-    )
+        "accounts/_clave.html",
+        form=form,
+        rules=passwords.RULES,
+        advice=passwords.ADVICE,
+        live=True,
+        met=passwords.rules_met(problems),
+        others=passwords.other_problems(problems),
+        message=message,
+    ), status
+
+
+DOCUMENT_TAKEN = (
+    "Este documento ya tiene una cuenta. Si no recuerda su acceso, comuníquese a "
+    "nuestro call center (605) 371 4545."
+)
 
 
 @bp.route("/registro", methods=["GET", "POST"])
 @limiter.limit("20/minute;200/hour", methods=["POST"])
 def register():
-    """Show "Crear Cuenta Nueva", confirm it, and create the account."""
+    """Show "Crear Cuenta Nueva", hold it on the server, and create the account once confirmed."""
     form = RegistrationForm()
-    if request.method == "GET" or request.form.get("accion") in ("refrescar", "cancelar"):
+    if request.method == "GET" or request.form.get("accion") == "refrescar":
         return _registration_page(form)
-    if not form.validate():
-        return _registration_page(form, 422, new_captcha=False)
-    if service.document_taken(form.tipo_documento.data, form.numero_documento.data):
-        form.numero_documento.errors.append(
-            "Este documento ya tiene una cuenta. Si no recuerda su acceso, comuníquese a "
-            "nuestro call center (3714545)."
-        )
-        return _registration_page(form, 422, new_captcha=False)
     ticket = request.form.get("confirmacion")
     if ticket:
-        return _create(form, ticket)
-    if _captcha_on() and not captchas.solve(
-        request.form.get("captcha_key", ""), form.captcha.data or ""
-    ):
-        form.captcha.errors.append("El texto no coincide con la imagen. Intente con el nuevo.")
+        return _cancel(ticket) if request.form.get("accion") == "cancelar" else _create(ticket)
+    valid = form.validate()
+    # The captcha comes first: nothing about the document is said to a robot.
+    solicitud = request.form.get("solicitud") or None
+    if not service.registration_open(solicitud):
+        solicitud = None
+        if _captcha_on():
+            if not captchas.solve(request.form.get("captcha_key", ""), form.captcha.data or ""):
+                form.captcha.errors.append(
+                    "El texto no coincide con la imagen. Intente con el nuevo."
+                )
+                return _registration_page(form, 422)
+            solicitud = service.open_registration()
+    if not valid:
+        return _registration_page(form, 422, solicitud=solicitud)
+    if service.document_taken(form.tipo_documento.data, form.numero_documento.data):
+        service.forget_registration(solicitud)  # each such answer costs a captcha
+        form.numero_documento.errors.append(DOCUMENT_TAKEN)
         return _registration_page(form, 422)
-    ticket = tokens.make_token(_secret(), CONFIRM_PURPOSE, _fingerprint(form))
-    if wants_partial():
-        response = render(
-            "accounts/confirmar.html",
-            "accounts/_confirmar.html",
-            form=form,
-            ticket=ticket,
-            in_dialog=True,
-            captcha_key=captchas.new_challenge() if _captcha_on() else None,
-        )
-        response.headers["HX-Retarget"] = "#confirmacion"
-        response.headers["HX-Reswap"] = "innerHTML"
-        return response
-    return render_template("accounts/confirmar.html", form=form, ticket=ticket, in_dialog=False)
-
-
-def _fingerprint(form: RegistrationForm) -> dict:
-    return {
-        "e": form.email.data.strip().lower(),
-        "d": f"{form.tipo_documento.data}:{form.numero_documento.data}",
-    }
-
-
-def _create(form: RegistrationForm, ticket: str):
-    try:
-        signed = tokens.read_token(_secret(), CONFIRM_PURPOSE, ticket, CONFIRM_MAX_AGE)
-    except (tokens.TokenExpired, tokens.TokenInvalid):
-        signed = None
-    if signed != _fingerprint(form):
-        alert = "La confirmación venció o no corresponde a estos datos. Revise y confirme de nuevo."
-        return _registration_page(form, 422, alert=alert)
     data = service.Registration(
         **{name: getattr(form, name).data for name in service.Registration.__dataclass_fields__}
     )
     try:
-        masked = service.register(data, secret=_secret(), base_url=_base_url())
-    except service.AccountError as exc:
-        form.numero_documento.errors.append(str(exc))
+        ticket = service.hold_registration(solicitud, data)
+    except service.RequestSpent as exc:
+        form.captcha.errors.append(str(exc))
         return _registration_page(form, 422)
+    return _confirmation(_summary(form), ticket)
+
+
+def _summary(form: RegistrationForm) -> dict:
+    return {name: getattr(form, name).data for name in service.Registration.__dataclass_fields__}
+
+
+def _confirmation(held: dict, ticket: str, spent: str = ""):
+    """Show "Confirmar Solicitud": a modal dialog over the form (htmx) or its own page."""
+    if wants_partial():
+        response = render(
+            "accounts/confirmar.html",
+            "accounts/_confirmar.html",
+            422 if spent else 200,
+            held=held,
+            ticket=ticket,
+            spent=spent,
+            in_dialog=True,
+            captcha_on=_captcha_on(),
+            captcha_key=captchas.new_challenge() if spent and _captcha_on() else None,
+        )
+        response.headers["HX-Retarget"] = "#confirmacion"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return render_template("accounts/confirmar.html", held=held, ticket=ticket, in_dialog=False)
+
+
+def _prefilled(data: dict | None) -> RegistrationForm:
+    form = RegistrationForm(formdata=None)
+    for name, value in (data or {}).items():
+        if name in form and name not in ("password", "confirm", "captcha"):
+            form[name].data = value
+    if data and data.get("fecha_nacimiento"):
+        form.fecha_nacimiento.data = date.fromisoformat(data["fecha_nacimiento"])
+    return form
+
+
+def _cancel(ticket: str):
+    """Forget the held data ("Cancelar"); the captcha stays solved for the corrected form."""
+    data, solicitud = service.cancel_registration(ticket)
+    if wants_partial():
+        # The form is still in the browser as typed: only its request ticket changes.
+        response = render(
+            "accounts/confirmar.html",
+            "accounts/_cancelado.html",
+            solicitud=solicitud if _captcha_on() else None,
+            captcha_key=captchas.new_challenge() if _captcha_on() and not solicitud else None,
+        )
+        response.headers["HX-Retarget"] = "#confirmacion"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return _registration_page(_prefilled(data), solicitud=solicitud, retype=bool(data))
+
+
+def _create(ticket: str):
+    """Spend the held registration ("Crear Usuario") and show "Guardado Exitosamente"."""
+    held = service.held_registration(ticket)
+    try:
+        masked = service.register(ticket, secret=_secret(), base_url=_base_url())
+    except service.RequestSpent as exc:
+        if wants_partial():
+            return _confirmation({}, "", spent=str(exc))
+        return _registration_page(RegistrationForm(formdata=None), 422, alert=str(exc))
+    except service.AccountError as exc:
+        service.forget_registration(ticket)
+        form = _prefilled(held)
+        form.numero_documento.errors.append(str(exc))
+        if wants_partial():
+            return _confirmation({}, "", spent=str(exc))
+        return _registration_page(form, 422, retype=True)
     session["guardado"] = masked
     return see_other(url_for("accounts.registered"))
 
@@ -282,60 +404,94 @@ def _activation_user(token: str):
         abort(make_response(page, 410))
 
 
-def _quiz_page(token: str, user, message: str = "", status: int = 200):
-    try:
-        attempt = service.start_quiz(user)
-    except service.AccountError:
-        return render_template("accounts/bloqueado.html"), 403
+def _blocked_page():
+    return render_template("accounts/bloqueado.html"), 403
+
+
+def _quiz_page(token: str, user, attempt, status: int = 200):
     return render_template(
         "accounts/quiz.html",
         token=token,
         attempt=attempt,
         questions=service.quiz_questions(attempt),
-        message=message,
         attempts_left=service.quiz_attempts_left(user),
+        has_mobile=bool(service.mobile_on_file(user)),
     ), status
+
+
+def _quiz_start_page(token: str, user, notice: str = "", status: int = 200):
+    """Show what the quiz asks and the button that starts its clock (a GET starts nothing)."""
+    if not notice and service.idle_attempt_pending(user):
+        notice = "tiempo"
+    return render_template(
+        "accounts/quiz_inicio.html",
+        token=token,
+        notice=notice,
+        attempts_left=service.quiz_attempts_left(user),
+        has_mobile=bool(service.mobile_on_file(user)),
+    ), status
+
+
+def _code_page(token: str, user, form=None, sent_to=None, send_error="", status: int = 200):
+    return render_template(
+        "accounts/codigo.html",
+        token=token,
+        form=form or QuizCodeForm(formdata=None),
+        sent_to=sent_to,
+        send_error=send_error,
+        thin=service.activation_kind(user) is service.Activation.CODE,
+        has_mobile=bool(service.mobile_on_file(user)),
+    ), status
+
+
+def _activated(user, message: str):
+    _sign_in(user)
+    flash(message, "ok")
+    return see_other(url_for("accounts.home"))
 
 
 @bp.route("/activar/<token>", methods=["GET", "POST"])
 @limiter.limit("20/minute", methods=["POST"])
 def activate(token: str):
-    """Activate at once, or ask the affiliate the activation quiz."""
+    """Open the mailed link's page; only a POST activates, starts the quiz or grades it."""
     user = _activation_user(token)
     if user.status == user.BLOCKED:
-        return render_template("accounts/bloqueado.html"), 403
-    if user.afiliado is None:
-        service.activate(user)
-        _sign_in(user)
-        flash("Su cuenta fue activada. Ya puede solicitar sus aplicaciones.", "ok")
-        return redirect(url_for("accounts.home"), 303)
-    from core.quiz import is_thin
-
-    if is_thin(user.afiliado):
-        return render_template(
-            "accounts/codigo.html",
-            token=token,
-            thin=True,
-            form=QuizCodeForm(formdata=None),
-            sent_to=None,
-        )
+        return _blocked_page()
+    kind = service.activation_kind(user)
+    if kind is service.Activation.LINK:
+        if request.method == "POST" and request.form.get("accion") == "activar":
+            service.activate(user)
+            return _activated(user, "Su cuenta fue activada. Ya puede iniciar sesión en Hanna.")
+        return render_template("accounts/activar.html", token=token)
+    if kind is service.Activation.CODE:
+        return _code_page(token, user)
     if request.method == "GET":
-        return _quiz_page(token, user)
-    answers = {k: v for k, v in request.form.items() if k != "csrf_token"}
-    attempt_id = request.form.get("intento", "")
-    result = service.answer_quiz(user, int(attempt_id) if attempt_id.isdigit() else 0, answers)
-    if result == "passed":
-        _sign_in(user)
-        flash("Sus datos fueron validados y su cuenta está activa.", "ok")
-        return see_other(url_for("accounts.home"))
-    if result == "blocked":
-        return render_template("accounts/bloqueado.html"), 403
-    message = (
-        "El tiempo para responder terminó (2 minutos) y contó como un intento."
-        if result == "expired"
-        else "Alguna de sus respuestas no coincide con nuestros datos."
-    )
-    return _quiz_page(token, user, message, 422)
+        attempt = service.live_attempt(user)  # a reload shows the started quiz again
+        if attempt is not None:
+            return _quiz_page(token, user, attempt)
+        if not service.quiz_attempts_left(user):
+            return _blocked_page()  # the last try ran out of time; the next POST records it
+        return _quiz_start_page(token, user)
+    if request.form.get("accion") == "comenzar":
+        result, attempt, timed_out = service.start_quiz(user)
+        if result is service.QuizResult.BLOCKED:
+            return _blocked_page()
+        return _quiz_page(token, user, attempt)
+    return _grade_quiz(token, user)
+
+
+def _grade_quiz(token: str, user):
+    """Grade the posted answers; a wrong or late attempt shows the start page again."""
+    raw_id = request.form.get("intento", "")
+    attempt_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 16 else 0
+    answers = {k: v for k, v in request.form.items() if k not in ("csrf_token", "intento")}
+    result = service.answer_quiz(user, attempt_id, answers)
+    if result is service.QuizResult.PASSED:
+        return _activated(user, "Sus datos fueron validados y su cuenta está activa.")
+    if result is service.QuizResult.BLOCKED:
+        return _blocked_page()
+    notice = "tiempo" if result is service.QuizResult.EXPIRED else "respuestas"
+    return _quiz_start_page(token, user, notice, 422)
 
 
 @bp.route("/activar/<token>/codigo", methods=["GET", "POST"])
@@ -343,34 +499,31 @@ def activate(token: str):
 def activation_code(token: str):
     """Send a one-time code to the mobile on file, and check it ("No recuerdo mis datos")."""
     user = _activation_user(token)
-    if user.status == user.BLOCKED or user.afiliado is None:
-        return render_template("accounts/bloqueado.html"), 403
+    if user.afiliado_id is None:
+        abort(404)
+    if user.status == user.BLOCKED:
+        return _blocked_page()
+    if request.method == "GET":
+        return _code_page(token, user)
+    if request.form.get("accion") == "enviar":
+        try:
+            return _code_page(token, user, sent_to=service.send_code(user))
+        except service.AccountError as exc:
+            return _code_page(token, user, send_error=str(exc), status=422)
     form = QuizCodeForm()
-    sent_to, status = None, 200
-    if request.method == "POST" and request.form.get("accion") == "enviar":
-        form = QuizCodeForm(formdata=None)
-        try:
-            sent_to = service.send_code(user)
-        except service.AccountError as exc:
-            flash(str(exc), "error")
-    elif form.validate_on_submit():
-        try:
-            ok = service.verify_code(user, form.codigo.data)
-        except service.AccountError as exc:
-            form.codigo.errors.append(str(exc))
-            ok = False
-        if ok:
-            _sign_in(user)
-            flash("Sus datos fueron validados y su cuenta está activa.", "ok")
-            return see_other(url_for("accounts.home"))
-        if not form.codigo.errors:
-            form.codigo.errors.append("El código no es correcto.")
-        status = 422
-    elif request.method == "POST":
-        status = 422
-    return render_template(
-        "accounts/codigo.html", token=token, form=form, sent_to=sent_to, thin=False
-    ), status
+    if not form.validate():
+        return _code_page(token, user, form=form, status=422)
+    try:
+        result = service.verify_code(user, form.codigo.data)
+    except service.AccountError as exc:
+        form.codigo.errors.append(str(exc))
+        return _code_page(token, user, form=form, status=422)
+    if result is service.QuizResult.PASSED:
+        return _activated(user, "Sus datos fueron validados y su cuenta está activa.")
+    if result is service.QuizResult.BLOCKED:
+        return _blocked_page()
+    form.codigo.errors.append("El código no es correcto.")
+    return _code_page(token, user, form=form, status=422)
 
 
 # Routes of the same blueprint that live in their own modules.

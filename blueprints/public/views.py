@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
 
 from flask import Blueprint, Response, abort, render_template, request
 
@@ -12,6 +14,22 @@ from core import captcha
 
 bp = Blueprint("public", __name__)
 log = logging.getLogger("portal.csp")
+
+CSP_REPORT_MAX = 4096
+
+
+def _log_safe(value, uri: bool = False, limit: int = 80) -> str:
+    """Return a report field fit for one log line: no control characters, short.
+
+    A URI loses its query and fragment, which may carry a page's tokens.
+    """
+    if value is None:
+        return "?"
+    text = str(value)
+    if uri:
+        text = text.split("?", 1)[0].split("#", 1)[0]
+    text = "".join("?" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
+    return text[:limit]
 
 
 @bp.get("/descubre")
@@ -29,17 +47,19 @@ def health():
 @bp.get("/captcha/<key>.png")
 @limiter.limit("60/minute")
 def captcha_image(key: str):
-    """Draw the image of a live challenge."""
+    """Draw the image of a live challenge: the same bytes every time for one key."""
     row = service.challenge(key) or abort(404)
-    return Response(captcha.render_image(row.text), mimetype="image/png")
+    return Response(captcha.render_image(row.text, rng=row.image_rng()), mimetype="image/png")
 
 
-@bp.get("/captcha/<key>.wav")
+@bp.get("/captcha/<key>.mp3")
 @limiter.limit("20/minute")
 def captcha_audio(key: str):
     """Speak the digits of a live challenge (the audio alternative)."""
     row = service.challenge(key) or abort(404)
-    return Response(captcha.render_audio(row.audio_code), mimetype="audio/wav")
+    return Response(
+        captcha.render_audio(row.audio_code, rng=row.audio_rng()), mimetype="audio/mpeg"
+    )
 
 
 @bp.get("/captcha/nuevo")
@@ -54,10 +74,21 @@ def captcha_refresh():
 @limiter.limit("30/minute")
 def csp_report():
     """Count a browser's CSP violation report (no page content is logged)."""
-    report = (request.get_json(silent=True, force=True) or {}).get("csp-report", {})
+    # A real report is well under 1 KB; read no more than the cap, even chunked.
+    if (request.content_length or 0) > CSP_REPORT_MAX:
+        return "", 413
+    body = request.stream.read(CSP_REPORT_MAX + 1)
+    if len(body) > CSP_REPORT_MAX:
+        return "", 413
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        data = None
+    report = data.get("csp-report") if isinstance(data, dict) else None
+    report = report if isinstance(report, dict) else {}
     log.warning(
         "CSP violation: %s blocked %s",
-        report.get("violated-directive", "?"),
-        str(report.get("blocked-uri", "?"))[:80],
+        _log_safe(report.get("violated-directive")),
+        _log_safe(report.get("blocked-uri"), uri=True),
     )
     return "", 204

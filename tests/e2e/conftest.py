@@ -119,6 +119,14 @@ class Portal:
     def new_document(self) -> str:
         return str(next(self._numbers))
 
+    def load_population(self) -> None:
+        """Load a few hundred fake affiliates: the quiz draws its options from them."""
+        from core.demo import demo_afiliados
+        from core.importer import upsert_afiliados
+
+        with self.db().connection_context(), models.db.atomic():
+            upsert_afiliados(demo_afiliados(seed=3, count=400))
+
     def seed_afiliado(self, **over) -> models.Afiliado:
         """Insert a person into the Caja's master data."""
         data = dict(
@@ -263,7 +271,9 @@ def portal(tmp_path_factory, smtp):
         "MAIL_USE_TLS": "false",
         "MAIL_USERNAME": "",
         "MAIL_PASSWORD": "",
-        "DEV_MAILBOX": "false",
+        # A development machine (loopback BASE_URL): the only place where the
+        # file SMS backend, which the tests read codes from, may start.
+        "DEV_MAILBOX": "true",
         "SMS_BACKEND": "file",
         "SMS_FILE": str(tmp / "sms.jsonl"),
         "UPLOAD_DIR": str(tmp / "uploads"),
@@ -283,6 +293,7 @@ def portal(tmp_path_factory, smtp):
     )
     try:
         flask(env, "init-db")
+        portal.load_population()
         portal.process = gunicorn(env, port, workers=1, log_file=portal.log_file)
         yield portal
     finally:

@@ -179,6 +179,10 @@ def qr_outcome(pc: Page, js: bool, text: str) -> None:
         pc.get_by_role("link", name="Ya confirmé en mi celular").click()
     expect(pc.get_by_role("alert")).to_contain_text(text)
     expect(pc.get_by_role("link", name="Generar un código nuevo")).to_be_visible()
+    # The dead code, its number and the steps to use it are gone, not left beside the answer.
+    expect(pc.locator(".qr-code svg")).to_have_count(0)
+    expect(pc.get_by_text("elija el número")).to_have_count(0)
+    expect(pc.get_by_text("Escanee este código")).to_have_count(0)
 
 
 # --- 1. password reset (H3) --------------------------------------------------------
@@ -311,7 +315,7 @@ def test_wrong_number_refuses_the_qr_request(visit, js, portal):
     expect_signed_out(pc)
 
 
-def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal):
+def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal, shots):
     a, phone, pc = phone_signed_in_and_a_pc(visit, js, portal)
     number, url = start_qr(pc)
 
@@ -324,6 +328,7 @@ def test_expired_qr_request_fails_closed_on_both_sides(visit, js, portal):
     expect(phone.get_by_role("alert")).to_contain_text("Este código QR venció o ya fue usado.")
 
     qr_outcome(pc, js, "El código QR venció o ya fue usado.")
+    shot(pc, shots, "q3-qr-vencido", js)
     pc.goto("/inicio")
     expect_signed_out(pc)
 
