@@ -255,14 +255,18 @@ def redact_path(path: str) -> str:
 # else in a path (tokens, keys, file names) may be a secret.
 _PLAIN_SEGMENT = re.compile(r"[a-z][a-z-]*|[0-9]{1,6}|")
 _REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) (HTTP/[0-9.]+)"')
+# A full address anywhere in the line: the Referer of a request made from a
+# reset or activation page carries that page's token.
+_URL = re.compile(r'(https?://[^/\s"]+)(/[^\s"]*)')
 
 
 class RedactRequestLines(logging.Filter):
-    """Rewrite "GET /activar/<token>?… HTTP/1.1" in a log record without the secrets."""
+    """Rewrite "GET /activar/<token>?… HTTP/1.1" and any logged address without the secrets."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = _REQUEST_LINE.sub(lambda m: f'"{m[1]} {redact_path(m[2])} {m[3]}"', message)
+        redacted = _URL.sub(lambda m: m[1] + redact_path(m[2]), redacted)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True

@@ -186,8 +186,8 @@ FIXED_AFILIADOS: tuple[dict, ...] = (
         fecha_ingreso_empresa=date(2015, 2, 2),
         profesion="Contador público",
         conyuge_celular="3157894512",
-        conyuge_profesion="Ingeniero civil",
-        conyuge_cargo="Jefe de mantenimiento",
+        conyuge_profesion="Auxiliar administrativo",
+        conyuge_cargo="Supervisor de turno",
     ),
     _afiliado(
         tipo_documento="CC",
@@ -297,13 +297,15 @@ def _ascii(text: str) -> str:
 def demo_companies(seed: int = DEFAULT_SEED) -> list[tuple[str, str]]:
     """Return (nit, name) employers, named from the quiz's company words."""
     rng = random.Random(f"companies-{seed}")
-    names: list[str] = []
+    # The fixed records' employers are among them: many people work there too.
+    fixed = [(r["empresa_nit"], r["empresa_nombre"]) for r in FIXED_AFILIADOS if r["empresa_nit"]]
+    names = [name for _, name in fixed]
     while len(names) < COMPANIES:
         name = " ".join(rng.choice(words) for words in COMPANY_WORDS)
         if name not in names:
             names.append(name)
-    bases = rng.sample(range(800_000_000, 901_999_999), COMPANIES)
-    return [(_nit(base), name) for base, name in zip(bases, names, strict=True)]
+    bases = rng.sample(range(800_000_000, 901_999_999), COMPANIES - len(fixed))
+    return fixed + [(_nit(b), name) for b, name in zip(bases, names[len(fixed) :], strict=True)]
 
 
 def demo_afiliados(seed: int = DEFAULT_SEED, count: int = AFFILIATES) -> list[dict]:
@@ -366,7 +368,7 @@ def demo_afiliados(seed: int = DEFAULT_SEED, count: int = AFFILIATES) -> list[di
                 row["email"] = email
         if rng.random() < 0.9:
             row["celular"] = _mobile(rng)
-        if rng.random() < 0.4:
+        if rng.random() < 0.6:
             row["telefono"] = f"60{rng.choice(_AREA_DIGITS)}{rng.randrange(10**7):07d}"
         if rng.random() < 0.9:
             nit, name = rng.choice(companies)

@@ -19,6 +19,7 @@ The right answer stays with the bank and the attempt rows on the server.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import unicodedata
 from collections import Counter
@@ -37,7 +38,7 @@ MIN_QUESTIONS = 5
 MIN_SHARED = 5
 # No value may be the answer of more than this share of the people it is asked of;
 # the balanced draw needs it below 1/4.
-MAX_SHARE = 0.2
+MAX_SHARE = 0.24
 # Join dates and birth dates must be plausible for an adult worker.
 MIN_AGE_YEARS = 14
 
@@ -49,6 +50,10 @@ class Kind:
     field: str
     shape: str  # "text", "phone", "date"
     style: str = "sentence"  # how text labels are written: "sentence" or "name"
+    # The spouse's questions share one fact (is there a spouse on file?): asking
+    # several would let the pattern of "Sin asignar" across them tell it, so a
+    # person is asked at most one question of a group.
+    group: str = ""
 
 
 KINDS = (
@@ -58,12 +63,14 @@ KINDS = (
         "¿Cuál es el número celular del cónyuge del afiliado?",
         "conyuge_celular",
         "phone",
+        group="conyuge",
     ),
     Kind(
         "conyuge_profesion",
         "¿Cuál es la profesión del cónyuge del afiliado?",
         "conyuge_profesion",
         "text",
+        group="conyuge",
     ),
     Kind(
         "fecha_ingreso",
@@ -76,9 +83,12 @@ KINDS = (
         "¿Cuál es el cargo actual del cónyuge del afiliado?",
         "conyuge_cargo",
         "text",
+        group="conyuge",
     ),
     Kind("fecha_nacimiento", "¿Cuál es su fecha de nacimiento?", "fecha_nacimiento", "date"),
-    Kind("celular", "¿Cuál es su número celular registrado en la Caja?", "celular", "phone"),
+    # Not the mobile on file: the SMS-code page names it (masked), and whether
+    # there is one decides what that page offers.
+    Kind("telefono", "¿Cuál es su teléfono fijo registrado en la Caja?", "telefono", "phone"),
     Kind(
         "empresa",
         "¿Cuál es el nombre de la empresa donde trabaja?",
@@ -121,7 +131,15 @@ def styled(text: str, style: str) -> str:
 
 def _value(afiliado: Any, kind: Kind) -> Any:
     value = getattr(afiliado, kind.field, None)
-    return value.strip() if isinstance(value, str) else value
+    value = value.strip() if isinstance(value, str) else value
+    if kind.key == "telefono" and value and value.startswith("3"):
+        return None  # a mobile written as the landline: not a landline question
+    return value
+
+
+def _prefix(phone: str) -> str:
+    """Return what a masked phone shows of its kind: the first 3 digits and the length."""
+    return f"{phone[:3]}|{len(phone)}"
 
 
 # --- the population model ----------------------------------------------------
@@ -240,57 +258,82 @@ class Population:
     size: int
 
 
-def build_population(rows, today: date | None = None) -> Population:
-    """Build the model from (kind key -> value) rows: every affiliate of the Caja."""
-    today = today or date.today()
-    texts: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "text"}
-    spellings: dict[str, dict[str, Counter]] = {k: {} for k in texts}
-    prefixes: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "phone"}
-    empty_phones: Counter = Counter()
-    years: dict[str, Counter] = {k.key: Counter() for k in KINDS if k.shape == "date"}
-    months: dict[str, Counter] = {k: Counter() for k in years}
-    days: dict[str, Counter] = {k: Counter() for k in years}
-    size = 0
+@dataclass
+class _Tally:
+    """Counts of the population's values: weighted (the quiz takers), and raw (people)."""
+
+    texts: dict = field(default_factory=dict)
+    spellings: dict = field(default_factory=dict)
+    prefixes: dict = field(default_factory=dict)
+    empty: dict = field(default_factory=dict)
+    years: dict = field(default_factory=dict)
+    months: dict = field(default_factory=dict)
+    days: dict = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, table: str, kind: str, key, weight: float) -> None:
+        counts = getattr(self, table).setdefault(kind, (Counter(), Counter()))
+        counts[0][key] += weight
+        counts[1][key] += 1
+
+    def weighted(self, table: str, kind: str, shared: bool = True) -> dict:
+        """Return the weighted counts of the values at least MIN_SHARED people hold."""
+        weights, people = getattr(self, table).get(kind, (Counter(), Counter()))
+        return {
+            k: w for k, w in weights.items() if w > 0 and (people[k] >= MIN_SHARED or not shared)
+        }
+
+
+def _tally(rows, weigh, today: date) -> _Tally:
+    tally = _Tally()
     for row in rows:
-        size += 1
+        weights = weigh(row)
+        tally.size += 1
         for kind in KINDS:
+            weight = weights[kind.key]
+            if weight <= 0:
+                continue
             value = _value(row, kind)
             if kind.shape == "text":
                 key = canonical(value) if value else ""
-                texts[kind.key][key] += 1
+                tally.add("texts", kind.key, key, weight)
                 if key:
-                    spellings[kind.key].setdefault(key, Counter())[value] += 1
+                    tally.spellings.setdefault(kind.key, {}).setdefault(key, Counter())[value] += 1
             elif kind.shape == "phone":
                 if value:
-                    prefixes[kind.key][value[:3]] += 1
-                else:
-                    empty_phones[kind.key] += 1
+                    tally.add("prefixes", kind.key, _prefix(value), weight)
+                elif value is not None:
+                    tally.add("empty", kind.key, "", weight)
             elif value and value <= today:
-                years[kind.key][value.year] += 1
-                months[kind.key][value.month] += 1
-                days[kind.key][value.day] += 1
+                tally.add("years", kind.key, value.year, weight)
+                tally.add("months", kind.key, value.month, weight)
+                tally.add("days", kind.key, value.day, weight)
+    return tally
+
+
+def _models(tally: _Tally) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for kind in KINDS:
         if kind.shape == "text":
-            counts = {k: n for k, n in texts[kind.key].items() if n >= MIN_SHARED}
+            counts = tally.weighted("texts", kind.key)
             total = sum(counts.values())
             if not total:
                 continue
             share, ask = _flatten({k: n / total for k, n in counts.items()}, MAX_SHARE)
             if not share:
                 continue
+            spellings = tally.spellings.get(kind.key, {})
             labels = {
-                k: styled(spellings[kind.key][k].most_common(1)[0][0], kind.style) if k else ""
+                k: styled(spellings[k].most_common(1)[0][0], kind.style) if k else UNASSIGNED
                 for k in share
             }
-            labels = {k: (v or UNASSIGNED) for k, v in labels.items()}
             models[kind.key] = TextModel(labels, share, ask, calibrate(share))
         elif kind.shape == "phone":
-            common = {p: n for p, n in prefixes[kind.key].items() if n >= MIN_SHARED}
+            common = tally.weighted("prefixes", kind.key)
             phones = sum(common.values())
             if not phones:
                 continue
-            empty = empty_phones[kind.key] if empty_phones[kind.key] >= MIN_SHARED else 0
+            empty = tally.weighted("empty", kind.key).get("", 0.0)
             p_empty = empty / (empty + phones)
             ask_empty = 1.0
             if p_empty > MAX_SHARE:
@@ -300,25 +343,94 @@ def build_population(rows, today: date | None = None) -> Population:
             unassigned = asked_empty / (asked_empty + (1 - p_empty)) if empty else 0.0
             models[kind.key] = PhoneModel(common, unassigned, ask_empty if empty else 0.0)
         else:
-            common_years = {y: n for y, n in years[kind.key].items() if n >= MIN_SHARED}
-            if len(common_years) >= OPTIONS_PER_QUESTION * 2:
-                models[kind.key] = DateModel(
-                    common_years, dict(months[kind.key]), dict(days[kind.key])
-                )
-    return Population(models, size)
+            years = tally.weighted("years", kind.key)
+            if len(years) >= OPTIONS_PER_QUESTION * 2:
+                months = tally.weighted("months", kind.key, shared=False)
+                days = tally.weighted("days", kind.key, shared=False)
+                models[kind.key] = DateModel(years, months, days)
+    return models
+
+
+def ask_chance(row: Any, kind: Kind, models: dict[str, Any], today: date) -> float:
+    """Return the chance that this person is asked this question (0 when it cannot be)."""
+    model = models.get(kind.key)
+    if model is None:
+        return 0.0
+    value = _value(row, kind)
+    if kind.shape == "text":
+        return model.ask.get(canonical(value) if value else "", 0.0)
+    if kind.shape == "phone":
+        if value is None:
+            return 0.0
+        if not value:
+            return model.ask_unassigned
+        return 1.0 if _prefix(value) in model.prefixes else 0.0
+    start, end = _window(kind, today)
+    return 1.0 if value and start <= value <= end and value.year in model.years else 0.0
+
+
+def _at_least(chances: list[float], n: int) -> float:
+    """Return the chance that n or more of independent events with these chances happen."""
+    at_least = [1.0] + [0.0] * len(chances)  # at_least[k]: chance of k or more so far
+    for chance in chances:
+        at_least = [1.0] + [
+            at_least[k] + chance * (at_least[k - 1] - at_least[k]) for k in range(1, len(at_least))
+        ]
+    return at_least[n] if n < len(at_least) else 0.0
+
+
+def quiz_weights(row: Any, models: dict[str, Any], today: date) -> dict[str, float]:
+    """Return, per question, the chance that this person gets a quiz once it is asked.
+
+    Among the people a question is asked of, only those who reach
+    MIN_QUESTIONS questions get a quiz: their answers are what options must
+    look like. A group is one slot (one of its questions, at random).
+    """
+    slots: dict[str, list[float]] = {}
+    for kind in KINDS:
+        slots.setdefault(kind.group or kind.key, []).append(ask_chance(row, kind, models, today))
+    chance = {slot: sum(c) / len(c) for slot, c in slots.items()}
+    weights = {}
+    for slot in chance:
+        others = [c for other, c in chance.items() if other != slot]
+        weight = _at_least(others, MIN_QUESTIONS - 1)
+        for kind in KINDS:
+            if (kind.group or kind.key) == slot:
+                weights[kind.key] = weight
+    return weights
+
+
+def build_population(rows, today: date | None = None, passes: int = 2) -> Population:
+    """Build the model from every affiliate of the Caja (rows: a list, or a callable to read again).
+
+    Options must look like the answers of the people who get a quiz, not of
+    everybody: those the Caja knows little about get the SMS code, and their
+    blanks would make "Sin asignar" look likelier than it is. So after a first
+    count, each person's answer to a question is counted again, weighted by
+    their chance to get a quiz once that question is asked.
+    """
+    today = today or date.today()
+    read = rows if callable(rows) else (lambda: rows)
+    everyone = dict.fromkeys((kind.key for kind in KINDS), 1.0)
+    tally = _tally(read(), lambda _row: everyone, today)
+    for _ in range(passes):
+        models = _models(tally)
+        tally = _tally(read(), lambda row, m=models: quiz_weights(row, m, today), today)
+    return Population(_models(tally), tally.size)
 
 
 # --- one person's bank of questions --------------------------------------------
 
 
-def _window(kind: Kind, afiliado: Any, today: date) -> tuple[date, date]:
-    """Return the dates an answer to a date question can plausibly take for this person."""
-    adult = date(today.year - MIN_AGE_YEARS, today.month, min(today.day, 28))
+def _window(kind: Kind, today: date) -> tuple[date, date]:
+    """Return the dates an answer to a date question can take, the same for everybody.
+
+    Not bounded by the person's own birth date: wrong join dates drawn after
+    it would tell the birth year, and so the answer of the other question.
+    """
     if kind.key == "fecha_nacimiento":
-        return date(1900, 1, 1), adult
-    born = getattr(afiliado, "fecha_nacimiento", None)
-    start = date(born.year + MIN_AGE_YEARS, born.month, min(born.day, 28)) if born else None
-    return start or date(1900, 1, 1), today
+        return date(1900, 1, 1), date(today.year - MIN_AGE_YEARS, today.month, min(today.day, 28))
+    return date(1900, 1, 1), today
 
 
 def _weighted_choice(weights: dict, rng):
@@ -327,7 +439,9 @@ def _weighted_choice(weights: dict, rng):
 
 
 def _random_phone(model: PhoneModel, rng) -> str:
-    return f"{_weighted_choice(model.prefixes, rng)}{rng.randrange(10**7):07d}"
+    start, length = _weighted_choice(model.prefixes, rng).split("|")
+    rest = int(length) - len(start)
+    return f"{start}{rng.randrange(10**rest):0{rest}d}"
 
 
 def _random_date(model: DateModel, start: date, end: date, rng) -> date | None:
@@ -356,13 +470,15 @@ def _text_question(kind: Kind, model: TextModel, value: str, rng) -> list[str] |
     return [model.labels[key]] + [model.labels[k] for k in wrong]
 
 
-def _phone_question(model: PhoneModel, value: str, rng) -> list[str] | None:
+def _phone_question(model: PhoneModel, value: str | None, rng) -> list[str] | None:
+    if value is None:
+        return None  # not a number this question is about
     if not value:
         if not model.unassigned or rng.random() >= model.ask_unassigned:
             return None
         right, offer_unassigned = UNASSIGNED, False
     else:
-        if value[:3] not in model.prefixes:
+        if _prefix(value) not in model.prefixes:
             return None
         rho = model.unassigned / (1 - model.unassigned)
         right = mask_phone(value)
@@ -377,12 +493,10 @@ def _phone_question(model: PhoneModel, value: str, rng) -> list[str] | None:
     return labels
 
 
-def _date_question(
-    kind: Kind, model: DateModel, value: date | None, afiliado: Any, today: date, rng
-) -> list[str] | None:
+def _date_question(kind: Kind, model: DateModel, value: date | None, today: date, rng):
     if not value:
         return None
-    start, end = _window(kind, afiliado, today)
+    start, end = _window(kind, today)
     if not (start <= value <= end) or value.year not in model.years:
         return None  # a date that stands out (a rare year, implausible) is not asked
     labels = [format_date(value)]
@@ -412,32 +526,80 @@ def _ordered(kind: Kind, labels: list[str]) -> list[str]:
     return sorted(labels, key=key)
 
 
+def fingerprint(afiliado: Any, kind: Kind) -> str:
+    """Return what a question's answer was drawn from, to notice when the Caja corrects it."""
+    value = _value(afiliado, kind)
+    text = canonical(value) if isinstance(value, str) else str(value or "")
+    return hashlib.sha256(f"{kind.key}:{text}".encode()).hexdigest()[:16]
+
+
+def build_question(
+    kind: Kind, afiliado: Any, population: Population, rng, today: date | None = None
+) -> dict | None:
+    """Draw one question for this person, or None when it cannot be asked fairly."""
+    model = population.models.get(kind.key)
+    if model is None:
+        return None
+    value = _value(afiliado, kind)
+    if kind.shape == "text":
+        labels = _text_question(kind, model, value, rng)
+    elif kind.shape == "phone":
+        labels = _phone_question(model, value, rng)
+    else:
+        labels = _date_question(kind, model, value, today or date.today(), rng)
+    if labels is None:
+        return None
+    options = _ordered(kind, labels)
+    return {
+        "key": kind.key,
+        "text": kind.text,
+        "options": options,
+        "answer": options.index(labels[0]),
+        "fp": fingerprint(afiliado, kind),
+    }
+
+
 def build_bank(
     afiliado: Any, population: Population, rng=None, today: date | None = None
 ) -> list[dict]:
-    """Return this person's questions, each {key, text, options, answer}, drawn once for good."""
+    """Return this person's questions, each {key, text, options, answer, fp}, drawn once for good."""
     rng = rng or random.SystemRandom()
-    today = today or date.today()
+    groups: dict[str, list[Kind]] = {}
+    for kind in KINDS:
+        if kind.group:
+            groups.setdefault(kind.group, []).append(kind)
+    # One question of each group, picked before looking at the answers.
+    chosen = {group: rng.choice(kinds) for group, kinds in groups.items()}
     bank = []
     for kind in KINDS:
-        model = population.models.get(kind.key)
-        if model is None:
+        if kind.group and chosen[kind.group] is not kind:
             continue
-        value = _value(afiliado, kind)
-        if kind.shape == "text":
-            labels = _text_question(kind, model, value, rng)
-        elif kind.shape == "phone":
-            labels = _phone_question(model, value, rng)
-        else:
-            labels = _date_question(kind, model, value, afiliado, today, rng)
-        if labels is None:
-            continue
-        right = labels[0]
-        options = _ordered(kind, labels)
-        bank.append(
-            {"key": kind.key, "text": kind.text, "options": options, "answer": options.index(right)}
-        )
+        question = build_question(kind, afiliado, population, rng, today)
+        if question is not None:
+            bank.append(question)
     return bank
+
+
+def refresh_bank(
+    bank: list[dict], afiliado: Any, population: Population, rng=None, today: date | None = None
+) -> list[dict] | None:
+    """Redraw only the questions whose data the Caja has corrected; None when nothing changed.
+
+    The others keep their options, so a correction shows nothing new about them.
+    """
+    rng = rng or random.SystemRandom()
+    changed = False
+    fresh = []
+    for question in bank:
+        kind = KINDS_BY_KEY.get(question["key"])
+        if kind is not None and question.get("fp") == fingerprint(afiliado, kind):
+            fresh.append(question)
+            continue
+        changed = True
+        redrawn = build_question(kind, afiliado, population, rng, today) if kind else None
+        if redrawn is not None:
+            fresh.append(redrawn)
+    return fresh if changed else None
 
 
 def is_thin(bank: list[dict]) -> bool:

@@ -396,10 +396,18 @@ def test_backoff_grows_and_is_capped():
     assert access.backoff(40) == timedelta(minutes=15)
 
 
-def test_pending_account_is_told_to_activate(db, client):
+def test_pending_account_gets_the_failure_words_and_a_new_link_by_mail(db, client, outbox):
+    """The page must not tell whoever just registered an address whether it had an account."""
     user = make_user(status=User.PENDING)
     page = client.post("/", data={"email": user.email, "password": PASSWORD})
-    assert "aún no está activa" in page.text
+    wrong = client.post("/", data={"email": user.email, "password": "Otra-Clave-99"})
+    assert page.status_code == wrong.status_code == 422
+    assert "no son correctos" in page.text and "aún no está activa" not in page.text
+    masked = r'name="csrf_token" value="[^"]+"'  # a fresh mask on every page
+    assert re.sub(masked, "", page.text) == re.sub(masked, "", wrong.text)
+    mails = outbox.all("email")
+    assert [m.recipient for m in mails] == [user.email]
+    assert "/activar/" in mails[0].body_text
 
 
 def test_session_id_rotates_at_login_and_copied_cookie_dies_at_logout(db, app, client):

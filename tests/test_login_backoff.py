@@ -239,5 +239,5 @@ def test_the_device_cookie_is_httponly_and_long_lived(db, client):
 
 def test_a_pending_account_gets_no_device(db, client):
     user = make_user(status=User.PENDING)
-    assert "aún no está activa" in login(client, user).text
+    assert FAILED in login(client, user).text
     assert LoginDevice.select().count() == 0

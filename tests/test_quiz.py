@@ -77,15 +77,18 @@ def test_a_value_written_in_capitals_shows_like_every_other_option(people, popul
 def test_phones_are_masked_and_dates_are_dd_mm_aaaa(people, population):
     for _person, bank in banks(people, population):
         for q in bank:
-            if q["key"].endswith("celular"):
+            if q["key"] == "conyuge_celular":
                 assert all(re.fullmatch(r"3\d\d\*{4}\d{3}|Sin asignar", o) for o in q["options"])
+            if q["key"] == "telefono":  # a landline: 60 and the area digit
+                assert all(re.fullmatch(r"60\d\*{4}\d{3}|Sin asignar", o) for o in q["options"])
             if q["key"].startswith("fecha"):
                 assert all(re.fullmatch(r"\d\d/\d\d/\d{4}", o) for o in q["options"])
 
 
-def test_dates_offered_are_plausible_for_the_person(people, population):
+def test_dates_offered_are_plausible_and_bounded_alike_for_everybody(people, population):
+    """Bounds from the person's own birth date would tell the birth year (see the review)."""
     today = date.today()
-    for person, bank in banks(people, population):
+    for _person, bank in banks(people, population):
         for q in bank:
             if not q["key"].startswith("fecha"):
                 continue
@@ -93,8 +96,8 @@ def test_dates_offered_are_plausible_for_the_person(people, population):
                 d, m, y = map(int, option.split("/"))
                 offered = date(y, m, d)
                 assert offered <= today
-                if q["key"] == "fecha_ingreso" and person.fecha_nacimiento:
-                    assert offered.year >= person.fecha_nacimiento.year + quiz.MIN_AGE_YEARS
+                if q["key"] == "fecha_nacimiento":
+                    assert offered.year <= today.year - quiz.MIN_AGE_YEARS
 
 
 def test_every_option_is_a_value_many_affiliates_share(people, population):
@@ -215,3 +218,33 @@ def test_an_attempt_takes_at_most_six_questions_of_the_bank_in_its_order():
 def test_grade(answers, ok):
     questions = [{"key": "a", "answer": 1}, {"key": "b", "answer": 2}]
     assert quiz.grade(questions, answers) is ok
+
+
+def test_among_the_people_who_get_a_quiz_no_option_is_likelier_than_another():
+    """What a crawler of many quizzes sees: how often each label shows, and "Sin asignar".
+
+    People the Caja knows little about get the SMS code instead; their blanks
+    must not make "Sin asignar" look likelier than it is among quiz takers.
+    """
+    people = [SimpleNamespace(**row) for row in demo_afiliados(seed=13, count=3000)]
+    population = quiz.build_population(people)
+    rng = random.Random(13)
+    takers = [
+        b for b in (quiz.build_bank(p, population, rng) for p in people) if not quiz.is_thin(b)
+    ]
+    shown: dict[str, Counter] = {}
+    for bank in takers:
+        for q in bank:
+            shown.setdefault(q["key"], Counter()).update(q["options"])
+    rarest_right, asked, unassigned_right, unassigned_shown = Counter(), Counter(), 0, 0
+    for bank in takers:
+        for q in bank:
+            counts = [(shown[q["key"]][o], rng.random()) for o in q["options"]]
+            rarest_right[q["key"]] += counts.index(min(counts)) == q["answer"]
+            asked[q["key"]] += 1
+            if quiz.UNASSIGNED in q["options"]:
+                unassigned_shown += 1
+                unassigned_right += q["options"][q["answer"]] == quiz.UNASSIGNED
+    for key, n in asked.items():
+        assert rarest_right[key] / n == pytest.approx(0.25, abs=0.05), key
+    assert unassigned_right / unassigned_shown == pytest.approx(0.25, abs=0.02)

@@ -23,7 +23,7 @@ from core.importer import upsert_afiliados
 from models import Afiliado, QuizAttempt, QuizBank, User
 from tests.factories import make_user
 
-VICTIMS = 600
+VICTIMS = 2000
 DB_VICTIMS = 80
 MAX_PASS_RATE = 0.01
 
@@ -148,7 +148,7 @@ STRATEGIES = ("intersection", "odd one out", "crowd", "sin asignar", "blind")
 
 
 def test_no_strategy_takes_more_than_one_percent_of_accounts(capsys):
-    """Several hundred generated affiliates, every strategy, three attempts each."""
+    """Two thousand generated affiliates, every strategy, three attempts each."""
     from types import SimpleNamespace
 
     people = [SimpleNamespace(**row) for row in demo_afiliados(seed=11, count=3000)]

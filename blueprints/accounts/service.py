@@ -386,7 +386,7 @@ def _population() -> quiz.Population:
     if cached is None or cached[0] != signature:
         fields = {kind.field for kind in quiz.KINDS}
         columns = [getattr(Afiliado, name) for name in sorted(fields)]
-        rows = Afiliado.select(*columns).namedtuples().iterator()
+        rows = lambda: Afiliado.select(*columns).namedtuples().iterator()  # noqa: E731 - read twice
         _population_cache["model"] = (signature, quiz.build_population(rows))
     return _population_cache["model"][1]
 
@@ -411,7 +411,14 @@ def quiz_bank(user: User) -> list[dict]:
                 row = QuizBank.create(afiliado=user.afiliado_id, questions=json.dumps(bank))
         except IntegrityError:  # drawn at the same moment by another request
             row = QuizBank.get(QuizBank.afiliado == user.afiliado_id)
-    return json.loads(row.questions)
+    bank = json.loads(row.questions)
+    # The Caja corrected some data (the person called to update it): only those
+    # questions are drawn again, so the owner is not graded on the old answers.
+    refreshed = quiz.refresh_bank(bank, Afiliado.get_by_id(user.afiliado_id), _population())
+    if refreshed is not None:
+        QuizBank.update(questions=json.dumps(refreshed)).where(QuizBank.id == row.id).execute()
+        bank = refreshed
+    return bank
 
 
 def activation_kind(user: User) -> Activation:
@@ -610,16 +617,19 @@ def verify_code(user: User, code: str) -> QuizResult:
             OneTimeCode.update(attempts=OneTimeCode.attempts + 1).where(
                 OneTimeCode.id == row.id
             ).execute()
-            burned = (
-                OneTimeCode.update(used_at=utcnow())
-                .where(
-                    (OneTimeCode.id == row.id)
-                    & OneTimeCode.used_at.is_null()
-                    & (OneTimeCode.attempts >= CODE_TRIES)
-                )
-                .execute()
+            OneTimeCode.update(used_at=utcnow()).where(
+                (OneTimeCode.id == row.id)
+                & OneTimeCode.used_at.is_null()
+                & (OneTimeCode.attempts >= CODE_TRIES)
+            ).execute()
+            # Every CODE_TRIES wrong codes count as one failed attempt, across
+            # codes: asking for a new one does not wipe the wrong tries.
+            wrong = (
+                OneTimeCode.select(fn.SUM(OneTimeCode.attempts))
+                .where((OneTimeCode.user == user) & (OneTimeCode.purpose == CODE_PURPOSE))
+                .scalar()
             )
-            if burned:
+            if wrong and wrong % CODE_TRIES == 0:
                 _fail_attempt(user, None)
                 if user.status == User.BLOCKED:
                     return QuizResult.BLOCKED

@@ -52,6 +52,12 @@ def _sign_in(user) -> None:
 # --- login ------------------------------------------------------------------
 
 
+LOGIN_FAILED = (
+    "El email o la contraseña no son correctos. Si acaba de crear su cuenta, actívela "
+    "primero con el enlace que le enviamos por correo (le enviamos uno nuevo si hace falta)."
+)
+
+
 @bp.route("/", methods=["GET", "POST"])
 @limiter.limit("10/minute;100/hour", methods=["POST"])
 def login():
@@ -82,24 +88,16 @@ def login():
                     cookie, value, max_age=max_age, secure=secure, httponly=True, samesite="Lax"
                 )
             return response
-        if user is not None and user.status == user.PENDING:
-            form.email.errors.append(
-                "Su cuenta aún no está activa: abra el enlace del correo de activación."
-            )
-            resend = service.resend_ticket(user, secret=_secret())
-            return render(
-                "accounts/login.html",
-                "accounts/_login_form.html",
-                422,
-                form=form,
-                resend_token=resend,
-            )
-        elif user is not None:
+        if user is not None and user.status == user.BLOCKED:
             form.email.errors.append(
                 "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF."
             )
         else:
-            form.email.errors.append("El email o la contraseña no son correctos.")
+            if user is not None:  # pending: the right password, but not active yet
+                # Said only by e-mail: the page must not tell a stranger who just
+                # registered this address whether it already had an account.
+                service.resend_activation(user, secret=_secret(), base_url=_base_url())
+            form.email.errors.append(LOGIN_FAILED)
         return render("accounts/login.html", "accounts/_login_form.html", 422, form=form)
     status = 422 if form.errors else 200
     return render("accounts/login.html", "accounts/_login_form.html", status, form=form)
