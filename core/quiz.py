@@ -19,6 +19,7 @@ The right answer stays with the bank and the attempt rows on the server.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import unicodedata
@@ -258,60 +259,60 @@ class Population:
     size: int
 
 
+def _fact(row: Any, kind: Kind, today: date):
+    """Return what counts of one answer: a text's key, a phone's prefix, a date; None if none."""
+    value = _value(row, kind)
+    if kind.shape == "text":
+        return canonical(value) if value else ""
+    if kind.shape == "phone":
+        return None if value is None else (_prefix(value) if value else "")
+    return value if value and value <= today else None
+
+
 @dataclass
 class _Tally:
     """Counts of the population's values: weighted (the quiz takers), and raw (people)."""
 
-    texts: dict = field(default_factory=dict)
-    spellings: dict = field(default_factory=dict)
-    prefixes: dict = field(default_factory=dict)
-    empty: dict = field(default_factory=dict)
-    years: dict = field(default_factory=dict)
-    months: dict = field(default_factory=dict)
-    days: dict = field(default_factory=dict)
-    size: int = 0
+    weights: dict = field(default_factory=dict)  # (table, kind) -> Counter
+    people: dict = field(default_factory=dict)
 
-    def add(self, table: str, kind: str, key, weight: float) -> None:
-        counts = getattr(self, table).setdefault(kind, (Counter(), Counter()))
-        counts[0][key] += weight
-        counts[1][key] += 1
+    def add(self, table: str, kind: str, key, weight: float, people: int) -> None:
+        slot = (table, kind)
+        if slot not in self.weights:
+            self.weights[slot], self.people[slot] = Counter(), Counter()
+        self.weights[slot][key] += weight
+        self.people[slot][key] += people
 
     def weighted(self, table: str, kind: str, shared: bool = True) -> dict:
         """Return the weighted counts of the values at least MIN_SHARED people hold."""
-        weights, people = getattr(self, table).get(kind, (Counter(), Counter()))
+        weights = self.weights.get((table, kind), Counter())
+        people = self.people.get((table, kind), Counter())
         return {
             k: w for k, w in weights.items() if w > 0 and (people[k] >= MIN_SHARED or not shared)
         }
 
 
-def _tally(rows, weigh, today: date) -> _Tally:
+def _tally(facts: Counter, weigh) -> _Tally:
+    """Count every person's facts, each answer weighted by weigh(facts)[question]."""
     tally = _Tally()
-    for row in rows:
+    for row, people in facts.items():
         weights = weigh(row)
-        tally.size += 1
-        for kind in KINDS:
-            weight = weights[kind.key]
-            if weight <= 0:
+        for kind, fact, weight in zip(KINDS, row, weights, strict=True):
+            if weight <= 0 or fact is None:
                 continue
-            value = _value(row, kind)
+            w = weight * people
             if kind.shape == "text":
-                key = canonical(value) if value else ""
-                tally.add("texts", kind.key, key, weight)
-                if key:
-                    tally.spellings.setdefault(kind.key, {}).setdefault(key, Counter())[value] += 1
+                tally.add("texts", kind.key, fact, w, people)
             elif kind.shape == "phone":
-                if value:
-                    tally.add("prefixes", kind.key, _prefix(value), weight)
-                elif value is not None:
-                    tally.add("empty", kind.key, "", weight)
-            elif value and value <= today:
-                tally.add("years", kind.key, value.year, weight)
-                tally.add("months", kind.key, value.month, weight)
-                tally.add("days", kind.key, value.day, weight)
+                tally.add("prefixes" if fact else "empty", kind.key, fact, w, people)
+            else:
+                tally.add("years", kind.key, fact.year, w, people)
+                tally.add("months", kind.key, fact.month, w, people)
+                tally.add("days", kind.key, fact.day, w, people)
     return tally
 
 
-def _models(tally: _Tally) -> dict[str, Any]:
+def _models(tally: _Tally, spellings: dict) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for kind in KINDS:
         if kind.shape == "text":
@@ -322,9 +323,9 @@ def _models(tally: _Tally) -> dict[str, Any]:
             share, ask = _flatten({k: n / total for k, n in counts.items()}, MAX_SHARE)
             if not share:
                 continue
-            spellings = tally.spellings.get(kind.key, {})
+            written = spellings.get(kind.key, {})
             labels = {
-                k: styled(spellings[k].most_common(1)[0][0], kind.style) if k else UNASSIGNED
+                k: styled(written[k].most_common(1)[0][0], kind.style) if k else UNASSIGNED
                 for k in share
             }
             models[kind.key] = TextModel(labels, share, ask, calibrate(share))
@@ -351,22 +352,17 @@ def _models(tally: _Tally) -> dict[str, Any]:
     return models
 
 
-def ask_chance(row: Any, kind: Kind, models: dict[str, Any], today: date) -> float:
-    """Return the chance that this person is asked this question (0 when it cannot be)."""
+def _ask_chance(kind: Kind, fact, models: dict[str, Any], today: date) -> float:
+    """Return the chance that a person with this fact is asked this question (0: never)."""
     model = models.get(kind.key)
-    if model is None:
+    if model is None or fact is None:
         return 0.0
-    value = _value(row, kind)
     if kind.shape == "text":
-        return model.ask.get(canonical(value) if value else "", 0.0)
+        return model.ask.get(fact, 0.0)
     if kind.shape == "phone":
-        if value is None:
-            return 0.0
-        if not value:
-            return model.ask_unassigned
-        return 1.0 if _prefix(value) in model.prefixes else 0.0
+        return (1.0 if fact in model.prefixes else 0.0) if fact else model.ask_unassigned
     start, end = _window(kind, today)
-    return 1.0 if value and start <= value <= end and value.year in model.years else 0.0
+    return 1.0 if start <= fact <= end and fact.year in model.years else 0.0
 
 
 def _at_least(chances: list[float], n: int) -> float:
@@ -379,29 +375,39 @@ def _at_least(chances: list[float], n: int) -> float:
     return at_least[n] if n < len(at_least) else 0.0
 
 
-def quiz_weights(row: Any, models: dict[str, Any], today: date) -> dict[str, float]:
+_SLOTS = [kind.group or kind.key for kind in KINDS]
+
+
+@functools.lru_cache(maxsize=65536)
+def _slot_weights(chances: tuple[float, ...]) -> tuple[float, ...]:
+    """Return, per question, the chance to reach a quiz once it is asked (see quiz_weights)."""
+    slots: dict[str, list[float]] = {}
+    for slot, chance in zip(_SLOTS, chances, strict=True):
+        slots.setdefault(slot, []).append(chance)
+    mean = {slot: sum(c) / len(c) for slot, c in slots.items()}  # one of a group, at random
+    reach = {
+        slot: _at_least([c for other, c in mean.items() if other != slot], MIN_QUESTIONS - 1)
+        for slot in mean
+    }
+    return tuple(reach[slot] for slot in _SLOTS)
+
+
+def quiz_weights(facts: tuple, models: dict[str, Any], today: date) -> tuple[float, ...]:
     """Return, per question, the chance that this person gets a quiz once it is asked.
 
     Among the people a question is asked of, only those who reach
     MIN_QUESTIONS questions get a quiz: their answers are what options must
-    look like. A group is one slot (one of its questions, at random).
+    look like.
     """
-    slots: dict[str, list[float]] = {}
-    for kind in KINDS:
-        slots.setdefault(kind.group or kind.key, []).append(ask_chance(row, kind, models, today))
-    chance = {slot: sum(c) / len(c) for slot, c in slots.items()}
-    weights = {}
-    for slot in chance:
-        others = [c for other, c in chance.items() if other != slot]
-        weight = _at_least(others, MIN_QUESTIONS - 1)
-        for kind in KINDS:
-            if (kind.group or kind.key) == slot:
-                weights[kind.key] = weight
-    return weights
+    chances = tuple(
+        round(_ask_chance(kind, fact, models, today), 6)
+        for kind, fact in zip(KINDS, facts, strict=True)
+    )
+    return _slot_weights(chances)
 
 
 def build_population(rows, today: date | None = None, passes: int = 2) -> Population:
-    """Build the model from every affiliate of the Caja (rows: a list, or a callable to read again).
+    """Build the model from the Caja's affiliates (all of them, or a random sample).
 
     Options must look like the answers of the people who get a quiz, not of
     everybody: those the Caja knows little about get the SMS code, and their
@@ -410,13 +416,24 @@ def build_population(rows, today: date | None = None, passes: int = 2) -> Popula
     their chance to get a quiz once that question is asked.
     """
     today = today or date.today()
-    read = rows if callable(rows) else (lambda: rows)
-    everyone = dict.fromkeys((kind.key for kind in KINDS), 1.0)
-    tally = _tally(read(), lambda _row: everyone, today)
+    facts: Counter = Counter()
+    spellings: dict[str, dict[str, Counter]] = {}
+    size = 0
+    for row in rows:
+        size += 1
+        fact = tuple(_fact(row, kind, today) for kind in KINDS)
+        facts[fact] += 1
+        for kind, key in zip(KINDS, fact, strict=True):
+            if kind.shape == "text" and key:
+                spellings.setdefault(kind.key, {}).setdefault(key, Counter())[
+                    _value(row, kind)
+                ] += 1
+    everyone = (1.0,) * len(KINDS)
+    tally = _tally(facts, lambda _row: everyone)
     for _ in range(passes):
-        models = _models(tally)
-        tally = _tally(read(), lambda row, m=models: quiz_weights(row, m, today), today)
-    return Population(_models(tally), tally.size)
+        models = _models(tally, spellings)
+        tally = _tally(facts, lambda row, m=models: quiz_weights(row, m, today))
+    return Population(_models(tally, spellings), size)
 
 
 # --- one person's bank of questions --------------------------------------------
@@ -581,12 +598,23 @@ def build_bank(
 
 
 def refresh_bank(
-    bank: list[dict], afiliado: Any, population: Population, rng=None, today: date | None = None
+    bank: list[dict], afiliado: Any, population, rng=None, today: date | None = None
 ) -> list[dict] | None:
     """Redraw only the questions whose data the Caja has corrected; None when nothing changed.
 
     The others keep their options, so a correction shows nothing new about them.
+    population may be a callable: it is built only when something changed.
     """
+    stale = [
+        q
+        for q in bank
+        if q["key"] not in KINDS_BY_KEY
+        or q.get("fp") != fingerprint(afiliado, KINDS_BY_KEY[q["key"]])
+    ]
+    if not stale:
+        return None
+    if callable(population):
+        population = population()
     rng = rng or random.SystemRandom()
     changed = False
     fresh = []

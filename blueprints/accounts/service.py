@@ -374,6 +374,8 @@ class Activation(StrEnum):
 
 
 _population_cache: dict = {}
+# A value must then be held by MIN_SHARED people of the sample (many more of the Caja).
+POPULATION_SAMPLE = 20_000
 
 
 def _population() -> quiz.Population:
@@ -386,8 +388,14 @@ def _population() -> quiz.Population:
     if cached is None or cached[0] != signature:
         fields = {kind.field for kind in quiz.KINDS}
         columns = [getattr(Afiliado, name) for name in sorted(fields)]
-        rows = lambda: Afiliado.select(*columns).namedtuples().iterator()  # noqa: E731 - read twice
-        _population_cache["model"] = (signature, quiz.build_population(rows))
+        rows = Afiliado.select(*columns)
+        if count > POPULATION_SAMPLE:
+            # Shares need no more: a random sample keeps the start of a quiz quick.
+            rows = rows.order_by(fn.Random()).limit(POPULATION_SAMPLE)
+        _population_cache["model"] = (
+            signature,
+            quiz.build_population(rows.namedtuples().iterator()),
+        )
     return _population_cache["model"][1]
 
 
@@ -414,7 +422,7 @@ def quiz_bank(user: User) -> list[dict]:
     bank = json.loads(row.questions)
     # The Caja corrected some data (the person called to update it): only those
     # questions are drawn again, so the owner is not graded on the old answers.
-    refreshed = quiz.refresh_bank(bank, Afiliado.get_by_id(user.afiliado_id), _population())
+    refreshed = quiz.refresh_bank(bank, Afiliado.get_by_id(user.afiliado_id), _population)
     if refreshed is not None:
         QuizBank.update(questions=json.dumps(refreshed)).where(QuizBank.id == row.id).execute()
         bank = refreshed

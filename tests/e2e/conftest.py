@@ -125,7 +125,7 @@ class Portal:
         from core.importer import upsert_afiliados
 
         with self.db().connection_context(), models.db.atomic():
-            upsert_afiliados(demo_afiliados(seed=3, count=400))
+            upsert_afiliados(demo_afiliados(seed=3, count=1000))
 
     def seed_afiliado(self, **over) -> models.Afiliado:
         """Insert a person into the Caja's master data."""

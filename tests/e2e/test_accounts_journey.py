@@ -58,18 +58,19 @@ def person(portal, documento: str | None = None, **over) -> Person:
 
 
 def full_afiliado(portal):
-    """An affiliate with enough data for a fair quiz."""
+    """An affiliate with enough data for a fair quiz: values many people of the Caja share."""
     return portal.seed_afiliado(
         fecha_nacimiento=date(1984, 7, 12),
         celular="3001234567",
-        empresa_nombre="Inversiones del Caribe S.A.S.",
+        telefono="6015550123",
+        empresa_nombre="Comercializadora Andina S.A.S.",  # one of the demo's employers
         empresa_estado="ACTIVO",
-        empresa_nit="8901020441",
+        empresa_nit="9005142371",
         fecha_ingreso_empresa=date(2013, 12, 27),
-        profesion="Contador público",
+        profesion="Comerciante",
         conyuge_celular="3157654321",
-        conyuge_profesion="Docente",
-        conyuge_cargo="Patrullero",
+        conyuge_profesion="Auxiliar administrativo",
+        conyuge_cargo="Operador de planta",
     )
 
 
