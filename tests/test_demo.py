@@ -1,5 +1,6 @@
 """core.demo: a deterministic, idempotent demo data set with documented fixed records."""
 
+import random
 from collections import Counter
 from datetime import date
 
@@ -209,7 +210,8 @@ def test_demo_has_a_realistic_mix():
     assert sum(1 for r in rows if not r["profesion"]) >= 10
     people = [_Row(r) for r in rows]
     population = build_population(people)
-    banks = [build_bank(p, population) for p in people]
+    rng = random.Random(1)
+    banks = [build_bank(p, population, rng) for p in people]
     thin = sum(1 for bank in banks if is_thin(bank))
     # Some people get the SMS code instead of the quiz, most get the quiz.
     assert 5 <= thin < len(rows) / 3
