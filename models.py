@@ -270,6 +270,32 @@ class SchemaVersion(BaseModel):
     version = IntegerField()
 
 
+class Attachment(BaseModel):
+    """An uploaded file (core.uploads): the bytes live under UPLOAD_DIR by key."""
+
+    key = CharField(max_length=32, unique=True)  # random, the file's name on disk
+    original_name = CharField(max_length=120)  # cleaned for display, never a path
+    content_type = CharField(max_length=100)  # from the sniffed kind, never the client's
+    kind = CharField(max_length=10)  # core.uploads.Kind
+    size = IntegerField()
+    sha256 = CharField(max_length=64)
+    owner_type = CharField(max_length=40)  # e.g. "autorizacion", "caso"
+    owner_id = IntegerField()
+    created_by = IntegerField(null=True)  # the account; a foreign key once accounts settle
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner_type", "owner_id"), False),)
+
+    @classmethod
+    def of(cls, owner_type: str, owner_id: int) -> list[Attachment]:
+        return list(
+            cls.select()
+            .where((cls.owner_type == owner_type) & (cls.owner_id == owner_id))
+            .order_by(cls.id)
+        )
+
+
 MODELS = [
     Afiliado,
     User,
@@ -282,5 +308,6 @@ MODELS = [
     QrLogin,
     SpentCaptcha,
     Message,
+    Attachment,
     SchemaVersion,
 ]

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+import re
+import unicodedata
+from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, make_response, redirect, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
+from werkzeug.wsgi import wrap_file
 
 from blueprints.csrf_mask import MaskedCSRFProtect
+from core import uploads
 
 csrf = MaskedCSRFProtect()  # tokens masked per use: pages are compressed (BREACH)
 mail = Mail()
@@ -101,3 +113,34 @@ def safe_next(target: str | None, default: str) -> str:
     if "\\" in target:
         return default
     return target
+
+
+def send_attachment(attachment, upload_dir: str | os.PathLike) -> Response:
+    """Stream a stored file as a download (call it only after the access check)."""
+    kind = uploads.Kind(attachment.kind)
+    stored = uploads.open_stored(attachment.key, upload_dir)
+    size = os.fstat(stored.fileno()).st_size
+    response = current_app.response_class(
+        wrap_file(request.environ, stored), mimetype=kind.mime, direct_passthrough=True
+    )
+    response.content_length = size
+    response.headers["Content-Disposition"] = content_disposition(attachment.original_name, kind)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    # Opened in a tab anyway (a PDF viewer, a pasted URL): no script, no origin.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+def content_disposition(name: str, kind: uploads.Kind) -> str:
+    """Return an attachment header: an ASCII fallback and the UTF-8 name (RFC 5987/6266)."""
+    try:
+        shown = uploads.safe_name(name, kind)
+    except uploads.BadName:
+        shown = "archivo" + kind.extension
+    ascii_name = unicodedata.normalize("NFKD", shown).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^A-Za-z0-9._ -]", "_", ascii_name).strip(" .") or "archivo"
+    if not ascii_name.lower().endswith(kind.extension):
+        ascii_name += kind.extension
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(shown, safe='')}"

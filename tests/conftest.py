@@ -129,3 +129,38 @@ def outbox(app):
 def _cheap_hashes():
     passwords.configure(**CHEAP_HASH)
     yield
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Stop the portal's clock (core.clock) and let the test set or advance it.
+
+    ``clock.set(datetime(2026, 12, 24, 9, 0))`` reads a naive datetime as Bogotá
+    wall-clock time (office hours are written that way); an aware one is taken as
+    it is. ``clock.advance(hours=3)`` takes timedelta's arguments. Until ``set`` is
+    called the clock stands still at the moment the fixture started. It replaces
+    ``core.clock._source``, so ``utcnow()``, ``now()`` and ``today()`` all move,
+    also where modules imported them by name; see core/clock.py for what it does
+    not reach (``time.time()``, the database's clock, other processes).
+    """
+    from datetime import datetime, timedelta
+
+    from core import clock as clockmod
+    from core.colombia import BOGOTA
+
+    class Clock:
+        def __init__(self) -> None:
+            self.current = clockmod._system_time()
+
+        def set(self, when: datetime) -> None:
+            self.current = when if when.tzinfo else when.replace(tzinfo=BOGOTA)
+
+        def advance(self, **delta: float) -> None:
+            self.current = self.current + timedelta(**delta)
+
+        def now(self) -> datetime:
+            return self.current.astimezone(BOGOTA)
+
+    fake = Clock()
+    monkeypatch.setattr(clockmod, "_source", lambda: fake.current)
+    return fake
