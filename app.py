@@ -20,7 +20,7 @@ from werkzeug.routing import IntegerConverter
 
 import models
 from blueprints.web import check_shared_limits, csrf, limiter, login_manager, mail
-from core import assets, colombia, notify, passwords
+from core import assets, colombia, notify, passwords, throttle
 from core import db as dbmod
 
 log = logging.getLogger("portal")
@@ -166,6 +166,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
+    throttle.configure(app.config["REDIS_URL"])
     login_manager.init_app(app)
 
     from blueprints import security

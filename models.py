@@ -236,6 +236,22 @@ class SpentCaptcha(BaseModel):
     expires_at = DateTimeField(index=True)  # when the key would be refused anyway
 
 
+class Throttle(BaseModel):
+    """One cool-down or quota window (core.throttle): a purpose and a digest of its key.
+
+    Never the key itself (an e-mail address, a phone): only its sha256.
+    """
+
+    purpose = CharField(max_length=32)
+    key_hash = CharField(max_length=64)
+    window_start = DateTimeField()
+    expires_at = DateTimeField(index=True)  # the window's end: the purge reads this index
+    count = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("purpose", "key_hash"), True),)
+
+
 class Message(BaseModel):
     """An outgoing e-mail or SMS, written in the same transaction as its cause."""
 
@@ -296,6 +312,51 @@ class Attachment(BaseModel):
         )
 
 
+class AuditEvent(BaseModel):
+    """Who did what to which row, when and from where (core.audit writes it).
+
+    Append-only: the ORM refuses to change or delete a row, and init_schema adds
+    triggers that refuse UPDATE and DELETE in the database (Meta.append_only).
+    """
+
+    at = DateTimeField(default=utcnow)
+    actor_id = IntegerField(null=True)  # the staff account; a foreign key once accounts settle
+    actor_label = CharField(max_length=254)  # e.g. the staff e-mail at the time
+    action = CharField(max_length=64)  # core.audit.Action
+    target_type = CharField(max_length=40)  # e.g. "usuario", "solicitud"
+    target_id = IntegerField()
+    before = TextField(null=True)  # JSON of the changed fields only, sorted keys
+    after = TextField(null=True)
+    ip = TextField(null=True)
+
+    class Meta:
+        append_only = True
+        # Every search filters on a prefix and reads newest first: (at, id) ends
+        # each index, so a page is read in order from the index, never sorted.
+        indexes = (
+            (("actor_id", "at", "id"), False),
+            (("action", "at", "id"), False),
+            (("target_type", "target_id", "at", "id"), False),
+            (("at", "id"), False),
+        )
+
+    def save(self, *args, **kwargs):
+        if self._pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("audit_event is append-only: a row is never changed")
+        return super().save(*args, **kwargs)
+
+    def delete_instance(self, *args, **kwargs):
+        raise TypeError("audit_event is append-only: a row is never deleted")
+
+    @classmethod
+    def update(cls, *args, **kwargs):
+        raise TypeError("audit_event is append-only: a row is never changed")
+
+    @classmethod
+    def delete(cls):
+        raise TypeError("audit_event is append-only: a row is never deleted")
+
+
 MODELS = [
     Afiliado,
     User,
@@ -307,7 +368,9 @@ MODELS = [
     OneTimeCode,
     QrLogin,
     SpentCaptcha,
+    Throttle,
     Message,
     Attachment,
+    AuditEvent,
     SchemaVersion,
 ]

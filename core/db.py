@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from peewee import Database, SqliteDatabase
+from peewee import Database, DatabaseProxy, SqliteDatabase
 from playhouse.db_url import connect, register_database
 from playhouse.postgres_ext import PooledPsycopg3Database
 
@@ -41,7 +41,9 @@ def open_database(url: str) -> Database:
 
 
 def is_sqlite(database: Database) -> bool:
-    """Tell whether database is SQLite (some SQL differs)."""
+    """Tell whether database (or the one a DatabaseProxy holds) is SQLite (some SQL differs)."""
+    if isinstance(database, DatabaseProxy):
+        database = database.obj
     return isinstance(database, SqliteDatabase)
 
 
@@ -69,6 +71,7 @@ def init_schema(
         if not version_model.table_exists():
             database.create_tables(models)
             version_model.create(version=head)
+            guard_append_only(database, models)
             return []
     row = version_model.get()
     applied = []
@@ -82,4 +85,44 @@ def init_schema(
             module.migrate(database)
             version_model.update(version=number).execute()
         applied.append(number)
+    with database.atomic():
+        guard_append_only(database, models)
     return applied
+
+
+def guard_append_only(database: Database, models: list) -> None:
+    """Make the database refuse UPDATE and DELETE on each ``Meta.append_only`` table.
+
+    Triggers rather than a PostgreSQL RULE: a rule would skip the statement
+    silently, a trigger fails it, so a bug shows. Idempotent (IF NOT EXISTS / OR
+    REPLACE), run at every init_schema. A table not created yet (an old
+    development database) is skipped. Whoever owns the table can still drop the
+    triggers: this stops mistakes and the application's own account, not a DBA.
+    """
+    if not is_sqlite(database):
+        database.execute_sql(
+            "CREATE OR REPLACE FUNCTION append_only_guard() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only',"
+            " ERRCODE = 'restrict_violation'; END $$"
+        )
+    for model in models:
+        if not getattr(model._meta, "append_only", False) or not database.table_exists(model):
+            continue
+        table = model._meta.table_name
+        if is_sqlite(database):
+            for event in ("UPDATE", "DELETE"):
+                database.execute_sql(
+                    f'CREATE TRIGGER IF NOT EXISTS "{table}_no_{event.lower()}"'
+                    f' BEFORE {event} ON "{table}"'
+                    f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+        else:
+            database.execute_sql(
+                f'CREATE OR REPLACE TRIGGER "{table}_append_only" BEFORE UPDATE OR DELETE'
+                f' ON "{table}" FOR EACH ROW EXECUTE FUNCTION append_only_guard()'
+            )
+            database.execute_sql(
+                f'CREATE OR REPLACE TRIGGER "{table}_no_truncate" BEFORE TRUNCATE'
+                f' ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION append_only_guard()'
+            )

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from peewee import Case, IntegrityError, Value
 
 from blueprints.accounts.service import AccountError, LinkInvalid, read_link
-from core import notify, passwords, tokens
+from core import notify, passwords, throttle, tokens
 from core.clock import utcnow
 from core.colombia import mask_email
-from models import LoginDevice, Message, QrLogin, User, UserSession, db, new_token
+from models import LoginDevice, QrLogin, User, UserSession, db, new_token
 
 # Untrusted clients (no device cookie for the account) share one budget per
 # account: back-off from the 5th failure, never a lock a stranger could cause.
@@ -34,7 +34,7 @@ DEVICES_PER_USER = 10
 DEVICES_PER_COOKIE = 5  # accounts one browser remembers (shared front-desk PCs)
 SESSION_TOUCH = timedelta(seconds=30)  # last_seen is written at most this often
 RESET_MAX_AGE = 3600
-RESET_COOLDOWN = timedelta(minutes=2)
+RESET_COOLDOWN_SECONDS = 120
 RESET_SUBJECT = "Restablecimiento de Contraseña"
 EMAIL_CHANGE_MAX_AGE = 24 * 3600
 QR_TTL = timedelta(minutes=2)
@@ -399,17 +399,10 @@ def request_reset(email: str, *, secret: str, base_url: str) -> None:
     email = email.strip().lower()
     with db.atomic():
         user = User.by_email(email)
-        recent = (
-            Message.select()
-            .where(
-                (Message.recipient == email)
-                & (Message.subject == RESET_SUBJECT)
-                & (Message.created_at > utcnow() - RESET_COOLDOWN)
-            )
-            .exists()
-        )
-        if recent:
-            return  # one mail per address every two minutes: no mail bombing
+        # Keyed by the address typed, account or not: one mail per address
+        # every two minutes (no mail bombing), and the same work either way.
+        if throttle.cooldown(throttle.Purpose.RESET_MAIL, email, RESET_COOLDOWN_SECONDS):
+            return
         if user is None:
             notify.queue_template_email(email, RESET_SUBJECT, "reset_unknown", base_url=base_url)
             return

@@ -15,12 +15,11 @@ from types import SimpleNamespace
 
 from peewee import IntegrityError, fn
 
-from core import notify, passwords, quiz, tokens
+from core import notify, passwords, quiz, throttle, tokens
 from core.clock import utcnow
 from core.colombia import mask_email, mask_phone
 from models import (
     Afiliado,
-    Message,
     OneTimeCode,
     PendingRegistration,
     QuizAttempt,
@@ -38,7 +37,7 @@ CODE_RESEND_AFTER = timedelta(seconds=60)
 CODE_DAILY_CAP = 5  # codes a day per account and per phone: SMS cost nothing to ask for
 CODE_PURPOSE = "activacion"
 ACTIVATION_SUBJECT = "Active su cuenta de la Plataforma Hanna"
-RESEND_COOLDOWN = timedelta(minutes=2)
+RESEND_COOLDOWN_SECONDS = 120
 REGISTRATION_TTL = timedelta(minutes=20)  # captcha solved → "Crear Usuario"
 
 
@@ -298,6 +297,8 @@ def _create_account(data: dict, *, secret: str, base_url: str) -> None:
             (OneTimeCode.user == holder.id) & OneTimeCode.used_at.is_null()
         ).execute()
         user = User.get_by_id(holder.id)
+    # The registration's own mail starts the resend cool-down, as a resent one does.
+    throttle.cooldown(throttle.Purpose.ACTIVATION_MAIL, user.email, RESEND_COOLDOWN_SECONDS)
     queue_activation_mail(user, secret=secret, base_url=base_url)
 
 
@@ -656,13 +657,11 @@ def verify_code(user: User, code: str) -> QuizResult:
 def resend_activation(user: User, *, secret: str, base_url: str) -> int:
     """Queue a new activation mail unless one left recently; return seconds to wait (0: sent)."""
     with db.atomic():
-        last = (
-            Message.select(fn.MAX(Message.created_at))
-            .where((Message.recipient == user.email) & (Message.subject == ACTIVATION_SUBJECT))
-            .scalar()
+        wait = throttle.cooldown(
+            throttle.Purpose.ACTIVATION_MAIL, user.email, RESEND_COOLDOWN_SECONDS
         )
-        if last and utcnow() - last < RESEND_COOLDOWN:
-            return int((RESEND_COOLDOWN - (utcnow() - last)).total_seconds()) + 1
+        if wait:
+            return wait
         if user.status == User.PENDING:
             queue_activation_mail(user, secret=secret, base_url=base_url)
     return 0

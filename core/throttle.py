@@ -1,0 +1,214 @@
+"""Cool-downs and quotas keyed by a purpose, shared by every process.
+
+``cooldown(purpose, key, seconds)`` lets one caller through per ``seconds``;
+``quota(purpose, key, limit, window_seconds)`` lets ``limit`` through per fixed
+window. Both decide in one atomic step, so two concurrent callers cannot both
+pass on the same slot.
+
+Storage: the database by default (the ``Throttle`` table, one upsert per call,
+inside the caller's transaction, so a rolled-back send also gives its slot
+back); Redis when ``configure()`` got a ``REDIS_URL`` (``SET NX EX`` and
+``INCR`` + ``EXPIRE`` in one script). If Redis stops answering, the database
+counts meanwhile (logged once per outage, never the URL) and Redis is tried
+again after ``REDIS_RETRY`` seconds.
+
+Keys are stored as their sha256, never as the address or phone itself. The
+database path reads ``core.clock`` (the ``clock`` fixture moves it); Redis
+expires keys by its own clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from datetime import timedelta
+from enum import StrEnum
+
+from peewee import Case
+
+from core import clock
+from models import Throttle, db
+
+log = logging.getLogger("portal.throttle")
+
+REDIS_RETRY = 30.0  # seconds before an unreachable Redis is tried again
+PURGE_EVERY = 64  # on average one call in this many deletes the expired rows
+
+# Increment, and give the key its window when it has none (a new key, or one
+# whose EXPIRE was lost): atomic, since Redis runs a script as one step.
+_QUOTA_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"""
+
+
+class Purpose(StrEnum):
+    """What a cool-down or quota counts; one budget per purpose and key."""
+
+    RESET_MAIL = "reset_mail"  # a password-reset mail (or its "no account" note) per address
+    ACTIVATION_MAIL = "activation_mail"  # an activation mail per address
+
+
+_redis = None  # a redis.Redis client when configured
+_redis_down_until = 0.0  # time.monotonic() before which Redis is skipped
+_quota_script = None
+
+
+def configure(redis_url: str | None) -> None:
+    """Count in Redis at redis_url, or in the database when it is empty."""
+    global _redis, _redis_down_until, _quota_script
+    _redis, _redis_down_until, _quota_script = None, 0.0, None
+    if not redis_url:
+        return
+    import redis
+
+    _redis = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    _quota_script = _redis.register_script(_QUOTA_SCRIPT)
+
+
+def key_hash(key: str) -> str:
+    """Return the digest under which key is stored."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def cooldown(purpose: Purpose, key: str, seconds: int) -> int:
+    """Start a cool-down of seconds for key; return 0 if allowed, else the seconds to wait."""
+    digest = key_hash(key)
+    answer = _via_redis(_redis_cooldown, f"throttle:{purpose}:{digest}", seconds)
+    if answer is None:
+        answer = _db_cooldown(str(purpose), digest, seconds)
+    return answer
+
+
+def quota(purpose: Purpose, key: str, limit: int, window_seconds: int) -> bool:
+    """Spend one of limit uses of key in the current window; False when none is left."""
+    if limit <= 0:
+        return False
+    digest = key_hash(key)
+    count = _via_redis(_redis_quota, f"throttle:{purpose}:{digest}", window_seconds)
+    if count is None:
+        return _db_quota(str(purpose), digest, limit, window_seconds)
+    return count <= limit
+
+
+def purge() -> int:
+    """Delete the windows that have ended; return how many rows went."""
+    return Throttle.delete().where(Throttle.expires_at <= clock.utcnow()).execute()
+
+
+# --- database ------------------------------------------------------------------
+
+
+def _db_cooldown(purpose: str, digest: str, seconds: int) -> int:
+    now = clock.utcnow()
+    ends = now + timedelta(seconds=seconds)
+    with db.atomic():
+        _maybe_purge()
+        # Insert, or restart the window only if it has ended: the row lock (and
+        # SQLite's write lock) make the second of two concurrent callers see the
+        # first one's window and change nothing.
+        started = _upsert(
+            purpose,
+            digest,
+            now,
+            ends,
+            update={Throttle.window_start: now, Throttle.expires_at: ends, Throttle.count: 1},
+            where=Throttle.expires_at <= now,
+        )
+        if started:
+            return 0
+        current = (
+            Throttle.select(Throttle.expires_at)
+            .where((Throttle.purpose == purpose) & (Throttle.key_hash == digest))
+            .scalar()
+        )
+    if current is None:  # purged in between: only possible after the window ended
+        return 0
+    return max(1, math.ceil((current - now).total_seconds()))
+
+
+def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> bool:
+    now = clock.utcnow()
+    ends = now + timedelta(seconds=window_seconds)
+    ended = Throttle.expires_at <= now
+    with db.atomic():
+        _maybe_purge()
+        return _upsert(
+            purpose,
+            digest,
+            now,
+            ends,
+            update={
+                Throttle.count: Case(None, [(ended, 1)], Throttle.count + 1),
+                Throttle.window_start: Case(None, [(ended, now)], Throttle.window_start),
+                Throttle.expires_at: Case(None, [(ended, ends)], Throttle.expires_at),
+            },
+            where=ended | (Throttle.count < limit),
+        )
+
+
+def _upsert(purpose: str, digest: str, now, ends, *, update: dict, where) -> bool:
+    """Run INSERT … ON CONFLICT DO UPDATE … WHERE; True when a row was written."""
+    query = Throttle.insert(
+        purpose=purpose, key_hash=digest, window_start=now, expires_at=ends, count=1
+    ).on_conflict(conflict_target=[Throttle.purpose, Throttle.key_hash], update=update, where=where)
+    # db.execute, not query.execute: the cursor's rowcount (0 when the WHERE
+    # kept the row as it was), the same on SQLite and PostgreSQL.
+    return db.execute(query).rowcount == 1
+
+
+def _maybe_purge() -> None:
+    if random.randrange(PURGE_EVERY) == 0:  # noqa: S311 - load spreading, not security
+        purge()
+
+
+# --- Redis ---------------------------------------------------------------------
+
+
+def _via_redis(step, name: str, seconds: int):
+    """Return step's answer from Redis, or None to count in the database instead."""
+    global _redis_down_until
+    if _redis is None or time.monotonic() < _redis_down_until:
+        return None
+    import redis
+
+    try:
+        answer = step(_redis, name, seconds)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if not _redis_down_until:
+            # The class name only: a redis error's text can carry the host and port.
+            log.warning(
+                "Redis no responde (%s): los límites de envío se cuentan en la base de "
+                "datos mientras tanto.",
+                type(exc).__name__,
+            )
+        _redis_down_until = time.monotonic() + REDIS_RETRY
+        return None
+    if _redis_down_until:
+        log.warning("Redis responde de nuevo: los límites de envío vuelven a contarse en él.")
+        _redis_down_until = 0.0
+    return answer
+
+
+def _redis_cooldown(client, name: str, seconds: int) -> int:
+    for _ in range(3):
+        if client.set(name, 1, nx=True, ex=seconds):
+            return 0
+        left = client.pttl(name)
+        if left > 0:
+            return -(-left // 1000)  # whole seconds, rounded up
+        if left == -1:  # a key without expiry (never written by us): give it the window
+            client.expire(name, seconds)
+            return seconds
+        # -2: it expired between SET and PTTL; try again
+    return 1
+
+
+def _redis_quota(client, name: str, window_seconds: int) -> int:
+    return int(_quota_script(keys=[name], args=[window_seconds * 1000], client=client))
