@@ -605,29 +605,26 @@ def refresh_bank(
     The others keep their options, so a correction shows nothing new about them.
     population may be a callable: it is built only when something changed.
     """
-    stale = [
-        q
-        for q in bank
-        if q["key"] not in KINDS_BY_KEY
-        or q.get("fp") != fingerprint(afiliado, KINDS_BY_KEY[q["key"]])
-    ]
-    if not stale:
+
+    def current(question: dict) -> bool:
+        kind = KINDS_BY_KEY.get(question["key"])
+        return kind is not None and question.get("fp") == fingerprint(afiliado, kind)
+
+    if all(current(q) for q in bank):
         return None
     if callable(population):
         population = population()
     rng = rng or random.SystemRandom()
-    changed = False
     fresh = []
     for question in bank:
-        kind = KINDS_BY_KEY.get(question["key"])
-        if kind is not None and question.get("fp") == fingerprint(afiliado, kind):
+        if current(question):
             fresh.append(question)
             continue
-        changed = True
+        kind = KINDS_BY_KEY.get(question["key"])
         redrawn = build_question(kind, afiliado, population, rng, today) if kind else None
         if redrawn is not None:
             fresh.append(redrawn)
-    return fresh if changed else None
+    return fresh
 
 
 def is_thin(bank: list[dict]) -> bool:
