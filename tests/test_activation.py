@@ -330,9 +330,10 @@ def test_an_old_link_sends_no_mail_after_a_newer_registration_took_over(db, clie
 
 def test_a_large_caja_is_modelled_from_a_random_sample(db, caja, monkeypatch):
     """Shares need no more than a sample; reading a million rows would stall the quiz."""
-    monkeypatch.setattr(service, "POPULATION_SAMPLE", 250)
+    # The sample is drawn by a fixed hash, so this holds on every run, not most of them.
+    monkeypatch.setattr(service, "POPULATION_SAMPLE", 350)
     service._population_cache.clear()
     population = service._population()
-    assert population.size == 250
+    assert population.size == 350
     user, _ = quiz_taker(caja)
     assert 5 <= len(service.quiz_bank(user)) <= 6
