@@ -163,19 +163,31 @@ def create_app(test_config: dict | None = None) -> Flask:
     from blueprints import compression
 
     compression.init_app(app)  # first registered, so it runs after every other hook
+
+    @app.before_request
+    def per_view_body_limit() -> None:
+        # Before CSRF and the NUL check read request.form: an upload route's own
+        # cap (web.body_limit) must refuse a big body before it is parsed.
+        view = app.view_functions.get(request.endpoint)
+        limit = getattr(view, "max_content_length", None)
+        if limit is not None:
+            request.max_content_length = limit
+
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
     throttle.configure(app.config["REDIS_URL"])
     login_manager.init_app(app)
 
-    from blueprints import security
-    from blueprints.accounts import views as accounts
+    from blueprints import accounts, aplicaciones, auth, gestion, security
     from blueprints.public import views as public
 
     security.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(accounts.bp)
+    app.register_blueprint(gestion.bp)
+    app.register_blueprint(aplicaciones.bp)
     if dev_mailbox_allowed(app):
         from blueprints.dev import views as dev
 
@@ -384,18 +396,54 @@ def register_cli(app: Flask) -> None:
     def import_group() -> None:
         """Load master data from CSV files (all or nothing)."""
 
-    @import_group.command("afiliados")
-    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-    def import_afiliados(path: str) -> None:
-        """Upsert the Caja's affiliates from PATH."""
-        from core.importer import import_afiliados as run
-
+    def run_import(run, path: str) -> None:
         with models.db.connection_context():
             report = run(path)
         for line in report.summary_lines():
             click.echo(line)
         if not report.ok:
             raise SystemExit(1)
+
+    @import_group.command("afiliados")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_afiliados(path: str) -> None:
+        """Upsert the Caja's affiliates from PATH."""
+        from core.importer import import_afiliados as run
+
+        run_import(run, path)
+
+    @import_group.command("convenios")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_convenios(path: str) -> None:
+        """Upsert the convenio entities and their sedes from PATH (one row a sede)."""
+        from core.convenios_data import import_convenios as run
+
+        run_import(run, path)
+
+    @app.cli.command("create-staff")
+    @click.argument("email")
+    @click.option("--role", "roles", multiple=True, required=True, help="admin, afiliaciones, …")
+    @click.option("--password", required=True, help="Follows the H1 password rules.")
+    @click.option("--name", default="", help="The name shown in the back office.")
+    @click.option("--totp-secret", default=None, help="Base32; without it, enrol at first login.")
+    def create_staff(email, roles, password, name, totp_secret) -> None:
+        """Create an active staff account for the back office (SPEC K)."""
+        from blueprints.gestion.service import StaffError
+        from blueprints.gestion.service import create_staff as run
+        from core.permissions import Role
+
+        unknown = [r for r in roles if r not in Role.__members__.values()]
+        if unknown:
+            raise click.BadParameter(
+                f"rol desconocido: {', '.join(unknown)} (use {', '.join(Role)})",
+                param_hint="--role",
+            )
+        with models.db.connection_context():
+            try:
+                account = run(email, roles, password, nombre=name, totp_secret=totp_secret)
+            except StaffError as error:
+                raise click.ClickException(str(error)) from error
+        click.echo(f"Funcionario creado: {account.email} ({', '.join(roles)}).")
 
     @app.cli.command("demo-data")
     def demo_data() -> None:

@@ -80,43 +80,38 @@ class Afiliado(BaseModel):
         return " ".join(p for p in parts if p)
 
 
-class User(UserMixin, BaseModel):
-    """A Hanna account (affiliate or not)."""
+class Account(UserMixin, BaseModel):
+    """One credential of any kind of principal; what is particular to a kind lives in its profile.
 
-    PENDING, ACTIVE, BLOCKED = "pendiente", "activo", "bloqueado"
-    # Roles pick the session timeouts: shared front-desk PCs (convenio, IPS,
-    # staff) get a shorter idle time than an affiliate's own phone.
-    AFFILIATE_ROLE, SHARED_PC_ROLE = "afiliado", "compartido"
+    login is how the person identifies at sign-in, normalised by core.accounts:
+    the e-mail (Hanna, staff), "CC:123…" (EPS affiliates) or the NIT (IPS).
+    """
 
-    email = CharField(max_length=254, unique=True)
-    tipo_documento = CharField(max_length=2)
-    numero_documento = CharField(max_length=20)
-    primer_nombre = CharField(max_length=60)
-    segundo_nombre = CharField(max_length=60, default="")
-    primer_apellido = CharField(max_length=60)
-    segundo_apellido = CharField(max_length=60, default="")
-    telefono = CharField(max_length=10, default="")
-    celular = CharField(max_length=10)
-    fecha_nacimiento = DateField()
-    password_hash = CharField(max_length=255)
-    status = CharField(max_length=10, default=PENDING, index=True)
-    role = CharField(max_length=12, default=AFFILIATE_ROLE)
-    afiliado = ForeignKeyField(Afiliado, null=True, on_delete="SET NULL")
+    HANNA, EPS, IPS, STAFF = "hanna", "eps", "ips", "staff"
+    PENDING, ACTIVE, BLOCKED, DISABLED = "pendiente", "activo", "bloqueado", "deshabilitado"
+
+    kind = CharField(max_length=8)
+    login = CharField(max_length=254)
+    email = CharField(max_length=254, default="")
+    celular = CharField(max_length=10, default="")
+    password_hash = CharField(max_length=255, default="")
+    status = CharField(max_length=14, default=PENDING, index=True)
+    must_change_password = BooleanField(default=False)
     # get_id() returns this, not the primary key: rotating it ends every session.
     session_token = CharField(max_length=64, unique=True, default=new_token)
-    # Part of the activation link; rotated when the link has done its job.
-    activation_nonce = CharField(max_length=64, default=new_token)
     # Part of the e-mail-change link; rotated on each request and on use (one live link).
     email_nonce = CharField(max_length=64, default=new_token)
-    quiz_failures = IntegerField(default=0)
     failed_logins = IntegerField(default=0)
     login_blocked_until = DateTimeField(null=True)
+    # Second factor (staff): the TOTP secret, and the last time step accepted,
+    # so a code is taken once even inside its 30 s window.
+    totp_secret = CharField(max_length=64, default="")
+    totp_last_step = IntegerField(null=True)
+    totp_enrolled_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
-    activated_at = DateTimeField(null=True)
-    blocked_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("tipo_documento", "numero_documento"), True),)
+        indexes = ((("kind", "login"), True),)
 
     def get_id(self) -> str:
         return self.session_token
@@ -125,13 +120,138 @@ class User(UserMixin, BaseModel):
     def is_active(self) -> bool:
         return self.status == self.ACTIVE
 
+    def _profile(self, model, kind: str):
+        """Read this account's profile of one kind once per object (None for another kind)."""
+        key = f"_{model.__name__}"
+        if key not in self.__dict__:
+            self.__dict__[key] = (
+                model.get_or_none(model.account == self.id) if self.kind == kind else None
+            )
+        return self.__dict__[key]
+
+    @property
+    def hanna(self) -> HannaUser | None:
+        """The Hanna profile (None for another kind)."""
+        return self._profile(HannaUser, self.HANNA)
+
+    @property
+    def staff(self) -> StaffMember | None:
+        """The staff profile (None for another kind)."""
+        return self._profile(StaffMember, self.STAFF)
+
+    @property
+    def nombre(self) -> str:
+        """The short name pages greet the person by."""
+        profile = self.hanna or self.staff
+        return profile.nombre if profile is not None else self.login
+
+    @property
+    def first_name(self) -> str:
+        """The name a letter greets the person by ("Estimado(a) Ana:")."""
+        if self.hanna is not None:
+            return self.hanna.primer_nombre
+        return self.staff.nombre.split(" ")[0] if self.staff is not None else ""
+
+    @classmethod
+    def by_login(cls, kind: str, login: str) -> Account | None:
+        return cls.get_or_none((cls.kind == kind) & (cls.login == login))
+
+    @classmethod
+    def by_email(cls, email: str, kind: str = HANNA) -> Account | None:
+        return cls.by_login(kind, email.strip().lower())
+
+
+class HannaUser(BaseModel):
+    """The Hanna profile of an account (affiliate or not): who the person is, and activation."""
+
+    account = ForeignKeyField(
+        Account, primary_key=True, backref="hanna_profile", on_delete="CASCADE"
+    )
+    tipo_documento = CharField(max_length=2)
+    numero_documento = CharField(max_length=20)
+    primer_nombre = CharField(max_length=60)
+    segundo_nombre = CharField(max_length=60, default="")
+    primer_apellido = CharField(max_length=60)
+    segundo_apellido = CharField(max_length=60, default="")
+    telefono = CharField(max_length=10, default="")
+    fecha_nacimiento = DateField()
+    afiliado = ForeignKeyField(Afiliado, null=True, on_delete="SET NULL")
+    # Part of the activation link; rotated when the link has done its job.
+    activation_nonce = CharField(max_length=64, default=new_token)
+    quiz_failures = IntegerField(default=0)
+    activated_at = DateTimeField(null=True)
+    blocked_at = DateTimeField(null=True, index=True)
+    blocked_reason = CharField(max_length=12, default="")  # accounts.service.BlockReason
+    unblocked_at = DateTimeField(null=True)  # the last time staff unblocked it
+
+    class Meta:
+        indexes = ((("tipo_documento", "numero_documento"), True),)
+
     @property
     def nombre(self) -> str:
         return " ".join(p for p in (self.primer_nombre, self.primer_apellido) if p)
 
     @classmethod
-    def by_email(cls, email: str) -> User | None:
-        return cls.get_or_none(cls.email == email.strip().lower())
+    def split(cls, values: dict) -> tuple[dict, dict]:
+        """Split one dict of fields into the account's and the profile's."""
+        mine = set(cls._meta.fields) - {"account"}
+        return (
+            {k: v for k, v in values.items() if k not in mine},
+            {k: v for k, v in values.items() if k in mine},
+        )
+
+    @classmethod
+    def create_account(cls, **values) -> Account:
+        """Create a Hanna account and its profile in one go (login = the e-mail)."""
+        credential, profile = cls.split(values)
+        credential.setdefault("login", credential.get("email", ""))
+        with cls._meta.database.atomic():
+            account = Account.create(kind=Account.HANNA, **credential)
+            cls.create(account=account, **profile)
+        return account
+
+
+class StaffMember(BaseModel):
+    """The staff profile of an account: a name, and roles in StaffRole."""
+
+    account = ForeignKeyField(
+        Account, primary_key=True, backref="staff_profile", on_delete="CASCADE"
+    )
+    nombre = CharField(max_length=120)
+    invited_by = IntegerField(null=True)  # the admin's account id
+
+    @classmethod
+    def create_account(
+        cls, email: str, nombre: str, roles, invited_by: int | None = None, **credential
+    ) -> Account:
+        """Create a staff account, its profile and its roles in one go (login = the e-mail)."""
+        with cls._meta.database.atomic():
+            account = Account.create(kind=Account.STAFF, login=email, email=email, **credential)
+            cls.create(account=account, nombre=nombre, invited_by=invited_by)
+            for role in roles:
+                StaffRole.create(account=account, role=role)
+        return account
+
+
+class StaffRole(BaseModel):
+    """One role of one staff account (core.permissions names them)."""
+
+    account = ForeignKeyField(Account, backref="roles", on_delete="CASCADE")
+    role = CharField(max_length=20)
+
+    class Meta:
+        indexes = ((("account", "role"), True),)
+
+
+class RecoveryCode(BaseModel):
+    """A single-use second-factor recovery code, stored hashed."""
+
+    account = ForeignKeyField(Account, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = CharField(max_length=64)
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("account", "code_hash"), True),)
 
 
 class PendingRegistration(BaseModel):
@@ -155,10 +275,15 @@ class UserSession(BaseModel):
     # Why a session ended (end_reason), so the next page can tell the person.
     LOGOUT, IDLE, EXPIRED = "salida", "inactividad", "vencida"
     PASSWORD, RESET, ELSEWHERE, ALL = "clave", "restablecida", "otra_sesion", "todas"
-    ACCOUNT = "cuenta"  # the account stopped being active (blocked)
+    ACCOUNT = "cuenta"  # the account stopped being active (blocked, disabled)
+    SECOND_FACTOR = "segundo_factor"  # an admin reset the second factor
 
     token_hash = CharField(max_length=64, unique=True)
-    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="sessions", on_delete="CASCADE")
+    # When this session passed the second factor (staff); None: not yet.
+    second_factor_at = DateTimeField(null=True)
+    # Fixed at sign-in from the kind of account (auth.idle_limit): shared PCs get less.
+    idle_seconds = IntegerField(default=15 * 60)
     created_at = DateTimeField(default=utcnow)
     last_seen = DateTimeField(default=utcnow)
     user_agent = CharField(max_length=200, default="")
@@ -174,7 +299,7 @@ class LoginDevice(BaseModel):
     failures) turns the cookie into an untrusted client.
     """
 
-    user = ForeignKeyField(User, backref="devices", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="devices", on_delete="CASCADE")
     nonce_hash = CharField(max_length=64, unique=True)
     failed_logins = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
@@ -193,7 +318,7 @@ class QuizBank(BaseModel):
 class QuizAttempt(BaseModel):
     """One drawn activation quiz; the right answers never leave this row."""
 
-    user = ForeignKeyField(User, backref="quiz_attempts", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="quiz_attempts", on_delete="CASCADE")
     questions = TextField()  # JSON: [{key, text, options: [..], answer: i}]
     created_at = DateTimeField(default=utcnow)
     finished_at = DateTimeField(null=True)
@@ -203,8 +328,8 @@ class QuizAttempt(BaseModel):
 class OneTimeCode(BaseModel):
     """A short numeric code sent by SMS (activation without the quiz)."""
 
-    user = ForeignKeyField(User, on_delete="CASCADE")
-    purpose = CharField(max_length=20)
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    purpose = CharField(max_length=20)  # core.tokens purpose: never accepted for another
     code_hash = CharField(max_length=64)
     # Digest of the number it went to: the daily cap counts per phone too.
     recipient_hash = CharField(max_length=64, default="", index=True)
@@ -224,7 +349,7 @@ class QrLogin(BaseModel):
     match_code = CharField(max_length=2)  # shown on the PC, picked on the phone
     user_agent = CharField(max_length=200, default="")
     status = CharField(max_length=10, default=PENDING)
-    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    account = ForeignKeyField(Account, null=True, on_delete="CASCADE")
     created_at = DateTimeField(default=utcnow, index=True)
     expires_at = DateTimeField()
 
@@ -297,7 +422,7 @@ class Attachment(BaseModel):
     sha256 = CharField(max_length=64)
     owner_type = CharField(max_length=40)  # e.g. "autorizacion", "caso"
     owner_id = IntegerField()
-    created_by = IntegerField(null=True)  # the account; a foreign key once accounts settle
+    created_by = ForeignKeyField(Account, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -320,7 +445,8 @@ class AuditEvent(BaseModel):
     """
 
     at = DateTimeField(default=utcnow)
-    actor_id = IntegerField(null=True)  # the staff account; a foreign key once accounts settle
+    # No foreign key: the log outlives the accounts it names (append-only, never cascaded).
+    actor_id = IntegerField(null=True)
     actor_label = CharField(max_length=254)  # e.g. the staff e-mail at the time
     action = CharField(max_length=64)  # core.audit.Action
     target_type = CharField(max_length=40)  # e.g. "usuario", "solicitud"
@@ -357,9 +483,85 @@ class AuditEvent(BaseModel):
         raise TypeError("audit_event is append-only: a row is never deleted")
 
 
+class Entidad(BaseModel):
+    """A partner entity with a convenio (gym, school, shop), from the Caja's data (SPEC S2)."""
+
+    ACTIVA, INACTIVA = "ACTIVA", "INACTIVA"
+
+    nit = CharField(max_length=15, unique=True)  # digits with the DIAN check digit
+    nombre = CharField(max_length=160)
+    estado = CharField(max_length=10, default=ACTIVA)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Sede(BaseModel):
+    """One front desk of an entity: the place a use of the convenio is recorded at."""
+
+    entidad = ForeignKeyField(Entidad, backref="sedes", on_delete="CASCADE")
+    codigo = CharField(max_length=20)  # the Caja's code, unique within the entity
+    nombre = CharField(max_length=120)
+    municipio = CharField(max_length=5, default="")  # DIVIPOLA code
+    direccion = CharField(max_length=160, default="")
+    activa = BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("entidad", "codigo"), True),)
+
+
+class SolicitudAplicacion(BaseModel):
+    """A Hanna user's request for an application (H4), and staff's decision on it."""
+
+    PENDIENTE, APROBADA, RECHAZADA = "pendiente", "aprobada", "rechazada"
+
+    account = ForeignKeyField(Account, backref="solicitudes", on_delete="CASCADE")
+    aplicacion = CharField(max_length=20)  # core.permissions.Application
+    nit = CharField(max_length=15)
+    entidad_nombre = CharField(max_length=160)
+    sedes = TextField(default="")  # what the user wrote: which front desks
+    telefono = CharField(max_length=10)
+    estado = CharField(max_length=10, default=PENDIENTE)
+    # One request per form shown: a double submit or a replay finds this key taken.
+    form_key = CharField(max_length=64, unique=True)
+    motivo = TextField(default="")  # the reason of a rejection, shown to the user
+    entidad = ForeignKeyField(Entidad, null=True, on_delete="SET NULL")  # chosen on approval
+    decided_by = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    decided_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("estado", "created_at", "id"), False), (("account", "created_at"), False))
+
+
+class Acceso(BaseModel):
+    """An application granted to an account, for one entity (the tile on the home page)."""
+
+    account = ForeignKeyField(Account, backref="accesos", on_delete="CASCADE")
+    aplicacion = CharField(max_length=20)
+    entidad = ForeignKeyField(Entidad, null=True, on_delete="CASCADE")
+    solicitud = ForeignKeyField(SolicitudAplicacion, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "aplicacion"), True),)
+
+
+class AccesoSede(BaseModel):
+    """A sede an account may act for under its Acceso."""
+
+    acceso = ForeignKeyField(Acceso, backref="sedes", on_delete="CASCADE")
+    sede = ForeignKeyField(Sede, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("acceso", "sede"), True),)
+
+
 MODELS = [
     Afiliado,
-    User,
+    Account,
+    HannaUser,
+    StaffMember,
+    StaffRole,
+    RecoveryCode,
     PendingRegistration,
     UserSession,
     LoginDevice,
@@ -372,5 +574,10 @@ MODELS = [
     Message,
     Attachment,
     AuditEvent,
+    Entidad,
+    Sede,
+    SolicitudAplicacion,
+    Acceso,
+    AccesoSede,
     SchemaVersion,
 ]

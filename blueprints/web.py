@@ -85,10 +85,13 @@ def wants_partial() -> bool:
     )
 
 
-def render(page: str, partial: str | None = None, status: int = 200, **context) -> Response:
-    """Render the whole page, or only its partial when htmx asks for it."""
-    template = partial if partial and wants_partial() else page
-    response = make_response(render_template(template, **context), status)
+def render(template: str, /, partial: str | None = None, status: int = 200, **context) -> Response:
+    """Render the whole page, or only its partial when htmx asks for it.
+
+    template is positional-only, so a page may take any name (a list's ``page``) in its context.
+    """
+    chosen = partial if partial and wants_partial() else template
+    response = make_response(render_template(chosen, **context), status)
     if partial:
         response.vary.add("HX-Request")
     return response
@@ -101,6 +104,29 @@ def see_other(url: str) -> Response:
         response.headers["HX-Redirect"] = url
         return response
     return redirect(url, 303)
+
+
+def body_limit(max_bytes: int):
+    """Mark a view with the largest request body it takes (app.py applies it before parsing)."""
+
+    def decorate(view):
+        view.max_content_length = max_bytes
+        return view
+
+    return decorate
+
+
+def sign_in_first(url: str, code: int = 302) -> Response:
+    """Send a request that may not go on to url: a redirect, or 401 + HX-Redirect for htmx.
+
+    htmx must not swap a whole login page into a small target, so it is told
+    to navigate instead.
+    """
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code)
 
 
 def safe_next(target: str | None, default: str) -> str:

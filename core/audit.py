@@ -33,6 +33,14 @@ class Action(enum.StrEnum):
     STAFF_CREAR = "staff.crear"
     STAFF_DESHABILITAR = "staff.deshabilitar"
     STAFF_SEGUNDO_FACTOR_REINICIAR = "staff.segundo_factor.reiniciar"
+    STAFF_SEGUNDO_FACTOR_INSCRIBIR = "staff.segundo_factor.inscribir"
+    STAFF_CODIGOS_RENOVAR = "staff.codigos.renovar"
+    STAFF_EDITAR = "staff.editar"
+    STAFF_HABILITAR = "staff.habilitar"
+    ENTIDAD_CREAR = "entidad.crear"
+    ENTIDAD_EDITAR = "entidad.editar"
+    SEDE_CREAR = "sede.crear"
+    SEDE_EDITAR = "sede.editar"
 
 
 @dataclass(frozen=True)

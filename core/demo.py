@@ -26,9 +26,20 @@ from stdnum.co import nit as stdnum_nit
 
 import models
 from core.clock import utcnow
+from core.convenios_data import load_demo_convenios
 from core.importer import COLUMNS, upsert_afiliados
 from core.passwords import hash_password
-from models import Afiliado, User
+from models import (
+    Acceso,
+    AccesoSede,
+    Account,
+    Afiliado,
+    Entidad,
+    HannaUser,
+    Sede,
+    StaffMember,
+    StaffRole,
+)
 
 __all__ = [
     "COMPANY_WORDS",
@@ -256,6 +267,36 @@ FIXED_USERS: tuple[dict, ...] = (
     },
 )
 
+# A front-desk user of the first demo entity, already granted CONVENIOS (H4).
+CONVENIO_USER = {
+    "email": "convenio@hanna.test",
+    "tipo_documento": "CC",
+    "numero_documento": "1000000098",
+    "primer_nombre": "MARTA",
+    "segundo_nombre": "LUCÍA",
+    "primer_apellido": "ARIZA",
+    "segundo_apellido": "PÉREZ",
+    "celular": "3015550198",
+    "telefono": "",
+    "fecha_nacimiento": date(1988, 6, 14),
+    "afiliado": None,
+    "purpose": "Usuario Hanna con la aplicación CONVENIOS (recepción de una entidad).",
+}
+
+# One staff member per role; the TOTP secrets are published in the README so a
+# tester can add them to an authenticator app (demo only, never in production).
+FIXED_STAFF: tuple[dict, ...] = tuple(
+    {"email": f"{role}@gestion.test", "nombre": nombre, "role": role, "totp_secret": secret}
+    for role, nombre, secret in (
+        ("admin", "Adriana Administradora", "ZTT2FTY24BCZRHH4SFH3SWSBKJXRM6UD"),
+        ("afiliaciones", "Felipe Afiliaciones", "RIV56LURPXZ64MLTN27D6GYKBAXNDJV6"),
+        ("convenios", "Carolina Convenios", "6QT3XMMQGYCORXPM7SPCZ53MDPJYNHUU"),
+        ("autorizaciones", "Andrés Autorizaciones", "DH5VPHT237LNUIQL7ABE3DWZXOZU3WSL"),
+        ("pqrs", "Paola PQRSF", "MDIZVT5GKWTR67O3Z3SHLHTMTVLHFOWP"),
+        ("soporte", "Sergio Soporte", "XRTHF3YMFWOCKRFJRVUU5NMC2ZP2CEHZ"),
+    )
+)
+
 
 def _weighted(rng: random.Random, pairs: tuple[tuple[str, int], ...]) -> str:
     values, weights = zip(*pairs, strict=True)
@@ -398,35 +439,80 @@ def _upsert_user(spec: dict, password_hash: str, now) -> bool:
     values["afiliado"] = Afiliado.find(*spec["afiliado"]) if spec["afiliado"] else None
     values.update(
         password_hash=password_hash,
-        status=User.ACTIVE,
+        status=Account.ACTIVE,
         quiz_failures=0,
         failed_logins=0,
         login_blocked_until=None,
         blocked_at=None,
     )
-    user = User.by_email(spec["email"]) or User.get_or_none(
-        (User.tipo_documento == spec["tipo_documento"])
-        & (User.numero_documento == spec["numero_documento"])
+    holder = HannaUser.get_or_none(
+        (HannaUser.tipo_documento == spec["tipo_documento"])
+        & (HannaUser.numero_documento == spec["numero_documento"])
     )
+    user = Account.by_email(spec["email"]) or (holder.account if holder else None)
     if user is None:
-        User.create(**values, activated_at=now)
+        HannaUser.create_account(**values, activated_at=now)
         return True
-    values["activated_at"] = user.activated_at or now
-    User.update(**values).where(User.id == user.id).execute()
+    credential, profile = HannaUser.split(values)
+    profile["activated_at"] = user.hanna.activated_at or now
+    Account.update(login=credential["email"], **credential).where(Account.id == user.id).execute()
+    HannaUser.update(**profile).where(HannaUser.account == user.id).execute()
     return False
+
+
+def _upsert_staff(spec: dict, password_hash: str, now) -> bool:
+    """Create or refresh one demo staff member with its role and TOTP secret."""
+    values = dict(
+        password_hash=password_hash,
+        status=Account.ACTIVE,
+        totp_secret=spec["totp_secret"],
+        totp_enrolled_at=now,
+        totp_last_step=None,
+        failed_logins=0,
+        login_blocked_until=None,
+    )
+    account = Account.by_login(Account.STAFF, spec["email"])
+    created = account is None
+    if created:
+        account = Account.create(
+            kind=Account.STAFF, login=spec["email"], email=spec["email"], **values
+        )
+        StaffMember.create(account=account, nombre=spec["nombre"])
+    else:
+        Account.update(**values).where(Account.id == account.id).execute()
+    StaffRole.insert(account=account, role=spec["role"]).on_conflict_ignore().execute()
+    return created
+
+
+def _grant_demo_convenio() -> None:
+    """Give the demo front-desk user CONVENIOS for the first demo entity and all its sedes."""
+    user = Account.by_email(CONVENIO_USER["email"])
+    entidad = Entidad.select().where(Entidad.estado == Entidad.ACTIVA).order_by(Entidad.id).first()
+    if user is None or entidad is None:
+        return
+    acceso = Acceso.get_or_none((Acceso.account == user) & (Acceso.aplicacion == "convenios"))
+    if acceso is None:
+        acceso = Acceso.create(account=user, aplicacion="convenios", entidad=entidad)
+    for sede in Sede.select().where((Sede.entidad == entidad) & Sede.activa):
+        AccesoSede.insert(acceso=acceso, sede=sede).on_conflict_ignore().execute()
 
 
 def load_demo(seed: int = DEFAULT_SEED) -> dict:
     """Fill the database with the demo data set; safe to run again."""
     rows = demo_afiliados(seed)
     # Hashing is slow: done before the transaction opens, not inside it.
-    hashes = [hash_password(DEMO_PASSWORD) for _ in FIXED_USERS]
+    users = (*FIXED_USERS, CONVENIO_USER)
+    hashes = [hash_password(DEMO_PASSWORD) for _ in users]
+    staff_hash = hash_password(DEMO_PASSWORD)
     now = utcnow()
     with models.db.atomic():
         created, updated = upsert_afiliados(rows)
         users_created = sum(
-            _upsert_user(spec, h, now) for spec, h in zip(FIXED_USERS, hashes, strict=True)
+            _upsert_user(spec, h, now) for spec, h in zip(users, hashes, strict=True)
         )
+        sedes = load_demo_convenios()
+        _grant_demo_convenio()
+        staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
     fixed = [
         {
             "tipo_documento": r["tipo_documento"],
@@ -448,7 +534,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
             "numero_documento": u["numero_documento"],
             "purpose": u["purpose"],
         }
-        for u in FIXED_USERS
+        for u in users
     ]
     return {
         "seed": seed,
@@ -456,9 +542,15 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
         "affiliates_created": created,
         "affiliates_updated": updated,
         "companies": len({r["empresa_nit"] for r in rows if r["empresa_nit"]}),
-        "users": len(FIXED_USERS),
+        "users": len(users),
         "users_created": users_created,
-        "users_updated": len(FIXED_USERS) - users_created,
+        "users_updated": len(users) - users_created,
+        "sedes": sedes,
+        "staff": [
+            {"email": s["email"], "role": s["role"], "totp_secret": s["totp_secret"]}
+            for s in FIXED_STAFF
+        ],
+        "staff_created": staff_created,
         "fixed_affiliates": fixed,
         "credentials": credentials,
     }
@@ -484,4 +576,8 @@ def summary_lines(result: dict) -> list[str]:
     lines.append("Cuentas de prueba:")
     for c in result["credentials"]:
         lines.append(f"  {c['email']} / {c['password']}: {c['purpose']}")
+    lines.append(f"Entidades en convenio: {result['sedes']} sedes de demostración.")
+    lines.append(f"Funcionarios (Gestión, /gestion/ingresar, contraseña {DEMO_PASSWORD}):")
+    for s in result["staff"]:
+        lines.append(f"  {s['email']} ({s['role']}), secreto TOTP {s['totp_secret']}")
     return lines

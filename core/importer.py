@@ -1,7 +1,9 @@
 """Load the Caja's affiliate CSV (SPEC S2): validate every row, then write all or nothing.
 
-The report names the line and column of each problem but never a person's
-data, and nothing here logs a row.
+``read_rows`` and ``ImportReport`` serve every master-data CSV (a ``Layout``
+each); core.convenios_data loads the convenio entities with them. The report
+names the line and column of each problem but never a person's data, and
+nothing here logs a row.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -127,16 +129,8 @@ def import_afiliados(path: str | Path) -> ImportReport:
     Raises OSError if the file cannot be read; every problem with its content
     ends up in the report.
     """
-    raw = Path(path).read_bytes()
     report = ImportReport()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        report.rejected.append((line, "el archivo no está en UTF-8; guárdelo como «CSV UTF-8»."))
-        return report
-
-    rows = _parse(text, report)
+    rows = [row for _, row in read_rows(path, AFILIADOS, report)]
     if report.ok and rows:
         with models.db.atomic():
             report.created, report.updated = upsert_afiliados(rows)
@@ -150,12 +144,40 @@ def import_afiliados(path: str | Path) -> ImportReport:
     return report
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What one kind of master-data CSV holds: its columns, how a row is cleaned, its key."""
+
+    columns: tuple[str, ...]
+    # values by column -> (clean row, problems as "columna X: …")
+    clean: Callable[[dict[str, str]], tuple[dict, list[str]]]
+    # A second row with the same key is rejected with duplicate(first line).
+    key: Callable[[dict], Hashable]
+    duplicate: Callable[[int], str]
+
+
+def read_rows(path: str | Path, layout: Layout, report: ImportReport) -> list[tuple[int, dict]]:
+    """Decode a UTF-8 CSV (BOM or not), check its header and clean each row.
+
+    Returns the good rows with their line numbers and fills report.accepted and
+    report.rejected. Raises OSError if the file cannot be read.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        report.rejected.append((line, "el archivo no está en UTF-8; guárdelo como «CSV UTF-8»."))
+        return []
+    return _parse(text, layout, report)
+
+
 def _sniff_delimiter(header_line: str) -> str:
     """Pick ';' or ',' by which one the header line uses more."""
     return ";" if header_line.count(";") >= header_line.count(",") and ";" in header_line else ","
 
 
-def _parse(text: str, report: ImportReport) -> list[dict]:
+def _parse(text: str, layout: Layout, report: ImportReport) -> list[tuple[int, dict]]:
     """Read and validate every row; fill report.accepted and report.rejected."""
     header_line = text.split("\n", 1)[0]
     if not header_line.strip():
@@ -164,11 +186,11 @@ def _parse(text: str, report: ImportReport) -> list[dict]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(header_line))
     try:
         header = [h.strip().lower() for h in next(reader)]
-        index = _check_header(header, report)
+        index = _check_header(header, layout.columns, report)
         if index is None:
             return []
-        rows: list[dict] = []
-        seen: dict[tuple[str, str], int] = {}
+        rows: list[tuple[int, dict]] = []
+        seen: dict[Hashable, int] = {}
         last_line = reader.line_num
         for values in reader:
             line, last_line = last_line + 1, reader.line_num
@@ -185,17 +207,15 @@ def _parse(text: str, report: ImportReport) -> list[dict]:
                     )
                 )
                 continue
-            row, problems = clean_row({c: values[i] for c, i in index.items()})
-            key = (row.get("tipo_documento"), row.get("numero_documento"))
+            row, problems = layout.clean({c: values[i] for c, i in index.items()})
+            key = None if problems else layout.key(row)
             if not problems and key in seen:
-                problems.append(
-                    f"columna numero_documento: el documento ya aparece en la línea {seen[key]}."
-                )
+                problems.append(layout.duplicate(seen[key]))
             if problems:
                 report.rejected.append((line, "; ".join(problems)))
                 continue
             seen[key] = line
-            rows.append(row)
+            rows.append((line, row))
     except csv.Error as exc:
         report.rejected.append((reader.line_num, f"el archivo CSV no se puede leer ({exc})."))
         return []
@@ -203,9 +223,11 @@ def _parse(text: str, report: ImportReport) -> list[dict]:
     return rows
 
 
-def _check_header(header: list[str], report: ImportReport) -> dict[str, int] | None:
+def _check_header(
+    header: list[str], columns: tuple[str, ...], report: ImportReport
+) -> dict[str, int] | None:
     """Map each column to its position, or reject the file if the header is wrong."""
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in columns if c not in header]
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if missing:
         report.rejected.append((1, f"faltan columnas en el encabezado: {', '.join(missing)}."))
@@ -213,11 +235,12 @@ def _check_header(header: list[str], report: ImportReport) -> dict[str, int] | N
         report.rejected.append((1, f"columnas repetidas en el encabezado: {', '.join(repeated)}."))
     if missing or repeated:
         return None
-    report.ignored_columns = [h or "(sin nombre)" for h in header if h not in COLUMNS]
-    return {c: header.index(c) for c in COLUMNS}
+    report.ignored_columns = [h or "(sin nombre)" for h in header if h not in columns]
+    return {c: header.index(c) for c in columns}
 
 
-def _collapse(value: str) -> str:
+def collapse(value: str) -> str:
+    """Trim a text value and collapse its inner whitespace to single spaces."""
     return " ".join((value or "").split())
 
 
@@ -233,7 +256,7 @@ def clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
     def problem(column: str, message: str) -> None:
         problems.append(f"columna {column}: {message}")
 
-    tipo = _collapse(values.get("tipo_documento", "")).upper()
+    tipo = collapse(values.get("tipo_documento", "")).upper()
     if tipo not in DOCUMENT_TYPES:
         if tipo:
             problem(
@@ -250,7 +273,7 @@ def clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
     row["tipo_documento"] = tipo
 
     for column in _TEXT_COLUMNS:
-        value = _collapse(values.get(column, ""))
+        value = collapse(values.get(column, ""))
         if column in _REQUIRED and not value:
             problem(column, "es obligatorio.")
         elif len(value) > _max_length(column):
@@ -291,14 +314,14 @@ def clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
             except ValueError as exc:
                 problem(column, str(exc))
 
-    estado = _collapse(values.get("estado", "")).upper()
+    estado = collapse(values.get("estado", "")).upper()
     if not estado:
         problem("estado", f"es obligatorio ({', '.join(ESTADOS)}).")
     elif estado not in ESTADOS:
         problem("estado", f"«{estado[:20]}» no es un estado conocido ({', '.join(ESTADOS)}).")
     row["estado"] = estado
 
-    categoria = _collapse(values.get("categoria", "")).upper()
+    categoria = collapse(values.get("categoria", "")).upper()
     if categoria and categoria not in CATEGORIAS:
         problem("categoria", "debe ser A, B, C o vacía.")
     row["categoria"] = categoria
@@ -308,11 +331,19 @@ def clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
         problem("empresa_nit", "escriba solo números (entre 6 y 15 dígitos).")
     row["empresa_nit"] = nit
 
-    empresa_estado = _collapse(values.get("empresa_estado", "")).upper()
+    empresa_estado = collapse(values.get("empresa_estado", "")).upper()
     if len(empresa_estado) > _max_length("empresa_estado"):
         problem("empresa_estado", f"tiene más de {_max_length('empresa_estado')} caracteres.")
     row["empresa_estado"] = empresa_estado
     return row, problems
+
+
+AFILIADOS = Layout(
+    COLUMNS,
+    clean_row,
+    key=lambda row: (row["tipo_documento"], row["numero_documento"]),
+    duplicate=lambda line: f"columna numero_documento: el documento ya aparece en la línea {line}.",
+)
 
 
 def upsert_afiliados(rows: Iterable[dict]) -> tuple[int, int]:

@@ -53,6 +53,7 @@ class Purpose(StrEnum):
 
     RESET_MAIL = "reset_mail"  # a password-reset mail (or its "no account" note) per address
     ACTIVATION_MAIL = "activation_mail"  # an activation mail per address
+    SECOND_FACTOR = "second_factor"  # wrong second-factor codes per staff account
 
 
 _redis = None  # a redis.Redis client when configured

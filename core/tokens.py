@@ -12,6 +12,7 @@ ACTIVATION_MAX_AGE = 48 * 3600
 RESET = "restablecer"
 EMAIL_CHANGE = "cambio-correo"
 RESEND = "reenviar-activacion"
+STAFF_INVITE = "invitacion-funcionario"
 
 
 class TokenExpired(Exception):

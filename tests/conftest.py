@@ -164,3 +164,31 @@ def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(clockmod, "_source", lambda: fake.current)
     return fake
+
+
+@pytest.fixture
+def auth(app):
+    """Sign a test client in as an account, through a real server-side session.
+
+    Staff come in with the second factor passed; auth.login(..., second_factor=False)
+    leaves it pending, as after the password step.
+    """
+    from blueprints.auth import idle_limit
+    from core import auth as core_auth
+
+    class Auth:
+        def login(self, client, account, second_factor: bool | None = None):
+            if second_factor is None:
+                second_factor = account.kind == models.Account.STAFF
+            with app.test_request_context():
+                token = core_auth.start_session(
+                    account, "pytest", idle=idle_limit(account), second_factor=second_factor
+                )
+            with client.session_transaction() as session:
+                session.clear()
+                session["sid"] = token
+                session["_user_id"] = account.session_token
+                session["_fresh"] = True
+            return client
+
+    return Auth()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
+import pyotp
+
 from core import passwords
-from models import Afiliado, User
+from core.clock import utcnow
+from models import Account, Afiliado, HannaUser, StaffMember
 
 _numbers = itertools.count(52000001)
 PASSWORD = "Travesia-Luna-42"
@@ -39,7 +42,8 @@ def make_afiliado(**over) -> Afiliado:
     return Afiliado.create(**fields)
 
 
-def make_user(**over) -> User:
+def make_user(**over) -> Account:
+    """A Hanna account (active unless told), its profile fields accepted as keywords."""
     password = over.pop("password", PASSWORD)
     n = next(_numbers)
     fields = dict(
@@ -51,10 +55,33 @@ def make_user(**over) -> User:
         celular="3101234567",
         fecha_nacimiento=date(1990, 5, 17),
         password_hash=passwords.hash_password(password),
-        status=User.ACTIVE,
+        status=Account.ACTIVE,
     )
     fields.update(over)
-    return User.create(**fields)
+    return HannaUser.create_account(**fields)
+
+
+def make_staff(
+    roles=("admin",),
+    email: str | None = None,
+    password: str = PASSWORD,
+    totp_secret: str | None = None,
+    nombre: str = "Laura Gestión",
+    **over,
+) -> Account:
+    """A staff account with its roles and an enrolled second factor (secret on .totp_secret)."""
+    n = next(_numbers)
+    email = email or f"funcionario{n}@cajacopi.example"
+    return StaffMember.create_account(
+        email,
+        nombre,
+        roles,
+        password_hash=passwords.hash_password(password),
+        status=over.pop("status", Account.ACTIVE),
+        totp_secret=totp_secret or pyotp.random_base32(),
+        totp_enrolled_at=utcnow(),
+        **over,
+    )
 
 
 def registration_form(**over) -> dict:

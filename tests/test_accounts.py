@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from blueprints.accounts import access, service
+from blueprints.accounts import service
 from blueprints.public import service as captchas
+from core import auth as core_auth
 from core import tokens
 from core.clock import utcnow
-from models import Message, User, UserSession
+from models import Account, Message, UserSession
 from tests.factories import PASSWORD, make_afiliado, make_user, registration_form
 
 
@@ -175,7 +176,7 @@ def test_registration_shows_spanish_errors_and_keeps_input(db, client, field, va
     assert page.status_code == 422
     assert message.lower() in page.text.lower()
     assert f'value="{form["email"]}"' in page.text or field == "email"
-    assert User.select().count() == 0
+    assert Account.select().count() == 0
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_odd_input_gets_a_spanish_message_not_a_500(db, client, field, value):
 def test_a_nul_byte_nobody_types_gets_the_spanish_bad_request_page(db, client):
     page = client.post("/registro", data=registration_form(fecha_nacimiento="\x00"))
     assert page.status_code == 400 and "solicitud" in page.text.lower()
-    assert User.select().count() == 0
+    assert Account.select().count() == 0
 
 
 def test_password_may_not_contain_the_document_number(db, client):
@@ -266,9 +267,9 @@ def test_confirmation_is_a_dialog_for_htmx(db, client, htmx):
 def test_create_user_saves_inactive_account_and_queues_activation_mail(db, client, outbox):
     form, done = register(client)
     assert done.status_code == 303 and done.headers["Location"].endswith("/registro/guardado")
-    user = User.by_email(form["email"])
-    assert user.status == User.PENDING and user.afiliado is None
-    assert user.primer_nombre == "Juan"
+    user = Account.by_email(form["email"])
+    assert user.status == Account.PENDING and user.hanna.afiliado is None
+    assert user.hanna.primer_nombre == "Juan"
     mail = outbox.all("email")[-1]
     assert mail.recipient == form["email"] and "/activar/" in mail.body_text
     saved = client.get("/registro/guardado").text
@@ -293,15 +294,15 @@ def test_affiliate_names_come_from_the_caja_data(db, client):
         primer_nombre="Falso",
         primer_apellido="Nombre",
     )
-    user = User.by_email(form["email"])
-    assert (user.primer_nombre, user.afiliado_id) == ("ANA", afiliado.id)
+    user = Account.by_email(form["email"])
+    assert (user.hanna.primer_nombre, user.hanna.afiliado_id) == ("ANA", afiliado.id)
 
 
 def test_tampered_confirmation_creates_nothing(db, client):
     form = registration_form()
     client.post("/registro", data=form)
     page = client.post("/registro", data={**form, "confirmacion": "x.y.z"})
-    assert page.status_code == 422 and User.select().count() == 0
+    assert page.status_code == 422 and Account.select().count() == 0
     assert "Esta solicitud ya fue usada o venció" in page.text
 
 
@@ -309,17 +310,17 @@ def test_confirmation_creates_the_data_confirmed_not_the_data_posted(db, client)
     form = registration_form()
     ticket = ticket_of(client.post("/registro", data=form).text)
     client.post("/registro", data={**form, "email": "otra@example.com", "confirmacion": ticket})
-    assert User.by_email("otra@example.com") is None and User.by_email(form["email"])
+    assert Account.by_email("otra@example.com") is None and Account.by_email(form["email"])
 
 
 def test_duplicate_email_creates_nothing_and_tells_the_owner_not_the_stranger(db, client, outbox):
     owner = make_user(email="duena@example.com")
     _, done = register(client, email="Duena@example.com")
     assert done.status_code == 303
-    assert User.select().count() == 1
+    assert Account.select().count() == 1
     mail = outbox.all("email")[-1]
     assert mail.recipient == "duena@example.com" and "/activar/" not in mail.body_text
-    assert owner.primer_nombre.title() in mail.body_text
+    assert owner.hanna.primer_nombre.title() in mail.body_text
     assert "Guardado Exitosamente" in client.get("/registro/guardado").text
 
 
@@ -328,14 +329,14 @@ def test_duplicate_document_gets_a_clear_message(db, client):
     page = client.post("/registro", data=registration_form(numero_documento="80123456"))
     assert page.status_code == 422
     assert "Este documento ya tiene una cuenta." in page.text
-    assert User.select().count() == 1
+    assert Account.select().count() == 1
 
 
 # --- activation -------------------------------------------------------------------------
 
 
 def test_expired_activation_link_says_so(db, client, outbox, monkeypatch):
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 49 * 3600)
     link = service.activation_link(user, secret="test-secret", base_url="")
@@ -345,9 +346,9 @@ def test_expired_activation_link_says_so(db, client, outbox, monkeypatch):
 
 
 def test_forged_activation_link_is_refused(db, client):
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     forged = tokens.make_token(
-        "otro-secreto", tokens.ACTIVATION, {"u": user.id, "n": user.activation_nonce}
+        "otro-secreto", tokens.ACTIVATION, {"u": user.id, "n": user.hanna.activation_nonce}
     )
     assert client.get(f"/activar/{forged}").status_code == 410
 
@@ -383,7 +384,7 @@ def test_back_off_starts_at_the_fifth_failure(db, client):
     user = make_user()
     for _ in range(5):
         client.post("/", data={"email": user.email, "password": "Mala-Clave-1"})
-    user = User.get_by_id(user.id)
+    user = Account.get_by_id(user.id)
     assert user.failed_logins == 5 and user.login_blocked_until > utcnow()
     # Even the right password is refused, with the same words, while backing off.
     page = client.post("/", data={"email": user.email, "password": PASSWORD})
@@ -391,14 +392,14 @@ def test_back_off_starts_at_the_fifth_failure(db, client):
 
 
 def test_backoff_grows_and_is_capped():
-    assert access.backoff(4) == timedelta(0)
-    assert [access.backoff(n).seconds for n in (5, 6, 7)] == [1, 2, 4]
-    assert access.backoff(40) == timedelta(minutes=15)
+    assert core_auth.backoff(4) == timedelta(0)
+    assert [core_auth.backoff(n).seconds for n in (5, 6, 7)] == [1, 2, 4]
+    assert core_auth.backoff(40) == timedelta(minutes=15)
 
 
 def test_pending_account_gets_the_failure_words_and_a_new_link_by_mail(db, client, outbox):
     """The page must not tell whoever just registered an address whether it had an account."""
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     page = client.post("/", data={"email": user.email, "password": PASSWORD})
     wrong = client.post("/", data={"email": user.email, "password": "Otra-Clave-99"})
     assert page.status_code == wrong.status_code == 422
@@ -458,7 +459,7 @@ def test_activation_mail_is_queued_in_the_same_transaction(db, client, monkeypat
     monkeypatch.setattr("core.notify.queue_template_email", boom)
     with pytest.raises(RuntimeError):
         register(client)
-    assert User.select().count() == 0 and Message.select().count() == 0
+    assert Account.select().count() == 0 and Message.select().count() == 0
 
 
 def test_lookup_partial_shows_the_document_error_once(db, client, htmx):

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from blueprints.accounts import service
+from core import tokens
 from core.clock import utcnow
 from core.demo import demo_afiliados
 from core.importer import upsert_afiliados
-from models import Afiliado, OneTimeCode, QuizAttempt, QuizBank, User
+from models import Account, Afiliado, HannaUser, OneTimeCode, QuizAttempt, QuizBank
 from tests.factories import make_afiliado, make_user
 
 
@@ -22,9 +23,9 @@ def caja(db):
     upsert_afiliados(demo_afiliados(seed=5, count=400))
 
 
-def pending(afiliado=None) -> tuple[User, str]:
+def pending(afiliado=None) -> tuple[Account, str]:
     user = make_user(
-        status=User.PENDING,
+        status=Account.PENDING,
         afiliado=afiliado,
         **(
             dict(tipo_documento=afiliado.tipo_documento, numero_documento=afiliado.numero_documento)
@@ -35,10 +36,10 @@ def pending(afiliado=None) -> tuple[User, str]:
     return user, service.activation_link(user, secret="test-secret", base_url="")
 
 
-def quiz_taker(caja) -> tuple[User, str]:
+def quiz_taker(caja) -> tuple[Account, str]:
     """A pending account of an affiliate whose data makes a fair quiz."""
     for afiliado in Afiliado.select().where(Afiliado.celular != "").order_by(Afiliado.id):
-        if User.get_or_none(User.afiliado == afiliado):
+        if HannaUser.get_or_none(HannaUser.afiliado == afiliado):
             continue
         user, link = pending(afiliado)
         if service.activation_kind(user) is service.Activation.QUIZ:
@@ -48,7 +49,10 @@ def quiz_taker(caja) -> tuple[User, str]:
 
 def current_attempt(user) -> QuizAttempt:
     return (
-        QuizAttempt.select().where(QuizAttempt.user == user).order_by(QuizAttempt.id.desc()).first()
+        QuizAttempt.select()
+        .where(QuizAttempt.account == user)
+        .order_by(QuizAttempt.id.desc())
+        .first()
     )
 
 
@@ -91,10 +95,10 @@ def test_non_affiliate_link_activates_only_with_the_button(db, client):
     for _ in range(3):  # a mail scanner opens it
         page = client.get(link)
         assert page.status_code == 200 and "Activar mi cuenta" in page.text
-    assert User.get_by_id(user.id).status == User.PENDING
+    assert Account.get_by_id(user.id).status == Account.PENDING
     done = client.post(link, data={"accion": "activar"})
     assert done.status_code == 303 and done.location.endswith("/inicio")
-    assert User.get_by_id(user.id).status == User.ACTIVE
+    assert Account.get_by_id(user.id).status == Account.ACTIVE
     assert client.get(link).status_code == 410  # the link has done its job
 
 
@@ -104,8 +108,8 @@ def test_mail_scanner_opening_the_link_starts_no_attempt(db, caja, client):
         page = client.get(link)
         assert page.status_code == 200
         assert "Comenzar las preguntas" in page.text and "Validar Mis Datos" not in page.text
-    assert QuizAttempt.select().where(QuizAttempt.user == user).count() == 0
-    assert User.get_by_id(user.id).quiz_failures == 0
+    assert QuizAttempt.select().where(QuizAttempt.account == user).count() == 0
+    assert HannaUser.get_by_id(user.id).quiz_failures == 0
 
 
 def test_the_button_starts_a_quiz_of_four_options_each_without_answers(db, caja, client):
@@ -116,14 +120,14 @@ def test_the_button_starts_a_quiz_of_four_options_each_without_answers(db, caja,
     assert 5 <= len(shown) <= 6
     assert all(len(options) == 4 for options in shown.values())
     assert "answer" not in page
-    assert User.get_by_id(user.id).status == User.PENDING
+    assert Account.get_by_id(user.id).status == Account.PENDING
 
 
 def test_a_reload_shows_the_started_attempt_again(db, caja, client):
     user, link = quiz_taker(caja)
     first = options_shown(start(client, link).text)
     assert options_shown(client.get(link).text) == first
-    assert QuizAttempt.select().where(QuizAttempt.user == user).count() == 1
+    assert QuizAttempt.select().where(QuizAttempt.account == user).count() == 1
 
 
 # --- the quiz ------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ def test_right_answers_activate_and_sign_in(db, caja, client):
     start(client, link)
     done = client.post(link, data=right_answers(user))
     assert done.status_code == 303
-    assert User.get_by_id(user.id).status == User.ACTIVE
+    assert Account.get_by_id(user.id).status == Account.ACTIVE
     assert "Bienvenido(a)" in client.get("/inicio").text
     assert client.get(link).status_code == 410
 
@@ -146,8 +150,8 @@ def test_wrong_answer_uses_an_attempt_and_waits_for_the_button(db, caja, client)
     assert page.status_code == 422
     assert "no coincide" in page.text and "quedan <strong>2 intentos" in page.text
     assert "Comenzar las preguntas" in page.text
-    assert User.get_by_id(user.id).quiz_failures == 1
-    assert QuizAttempt.select().where(QuizAttempt.user == user).count() == 1
+    assert HannaUser.get_by_id(user.id).quiz_failures == 1
+    assert QuizAttempt.select().where(QuizAttempt.account == user).count() == 1
 
 
 def test_every_attempt_shows_the_same_options(db, caja, client):
@@ -164,8 +168,8 @@ def test_every_attempt_shows_the_same_options(db, caja, client):
 def test_a_new_account_for_the_same_person_sees_the_same_options(db, caja, client):
     user, link = quiz_taker(caja)
     first = options_shown(start(client, link).text)
-    afiliado = user.afiliado
-    User.delete().where(User.id == user.id).execute()
+    afiliado = user.hanna.afiliado
+    Account.delete().where(Account.id == user.id).execute()
     again, link = pending(afiliado)
     second = options_shown(client.post(link, data={"accion": "comenzar"}).text)
     for key in set(first) & set(second):
@@ -181,7 +185,7 @@ def test_three_failures_block_the_account_with_pqrsf_instructions(db, caja, clie
     assert page.status_code == 403
     assert "bloqueado" in page.text and "PQRSF" in page.text
     assert 'href="https://www.cajacopi.com"' in page.text and 'href="tel:' in page.text
-    assert User.get_by_id(user.id).status == User.BLOCKED
+    assert Account.get_by_id(user.id).status == Account.BLOCKED
     assert client.get(link).status_code in (403, 410)
 
 
@@ -192,8 +196,8 @@ def test_two_minutes_idle_counts_as_a_failed_attempt(db, caja, client, monkeypat
     later(monkeypatch, minutes=2, seconds=5)
     page = client.post(link, data=answers)
     assert page.status_code == 422 and "2 minutos" in page.text
-    assert User.get_by_id(user.id).quiz_failures == 1
-    assert User.get_by_id(user.id).status == User.PENDING
+    assert HannaUser.get_by_id(user.id).quiz_failures == 1
+    assert Account.get_by_id(user.id).status == Account.PENDING
 
 
 def test_an_idle_third_attempt_blocks_for_good(db, caja, client, monkeypatch):
@@ -206,8 +210,8 @@ def test_an_idle_third_attempt_blocks_for_good(db, caja, client, monkeypatch):
     assert client.get(link).status_code == 403  # shown as blocked, nothing written by a GET
     page = start(client, link)  # the next press records the timeout
     assert page.status_code == 403 and "bloqueado" in page.text
-    assert User.get_by_id(user.id).status == User.BLOCKED  # committed, not rolled back
-    assert User.get_by_id(user.id).quiz_failures == 3
+    assert Account.get_by_id(user.id).status == Account.BLOCKED  # committed, not rolled back
+    assert HannaUser.get_by_id(user.id).quiz_failures == 3
 
 
 def test_two_concurrent_submits_grade_an_attempt_once(db, caja, client):
@@ -217,7 +221,7 @@ def test_two_concurrent_submits_grade_an_attempt_once(db, caja, client):
     attempt_id = int(answers.pop("intento"))
     results = [service.answer_quiz(user, attempt_id, answers) for _ in range(2)]
     assert results == [service.QuizResult.FAILED, service.QuizResult.EXPIRED]
-    assert User.get_by_id(user.id).quiz_failures == 1
+    assert HannaUser.get_by_id(user.id).quiz_failures == 1
 
 
 @pytest.mark.parametrize(
@@ -233,7 +237,7 @@ def test_odd_quiz_input_is_a_wrong_answer_not_a_500(db, caja, client, field, val
     answers[field] = value
     page = client.post(link, data=answers)
     assert page.status_code in (422, 403)
-    assert User.get_by_id(user.id).status == User.PENDING
+    assert Account.get_by_id(user.id).status == Account.PENDING
 
 
 # --- the SMS code ("No recuerdo mis datos", thin data) ----------------------------------------
@@ -257,7 +261,23 @@ def test_no_recuerdo_sends_a_code_to_the_mobile_on_file(db, client, outbox):
     assert wrong.status_code == 422 and "no es correcto" in wrong.text
     done = client.post(f"{link}/codigo", data={"codigo": code})
     assert done.status_code == 303
-    assert User.get_by_id(user.id).status == User.ACTIVE
+    assert Account.get_by_id(user.id).status == Account.ACTIVE
+
+
+def test_a_code_of_another_purpose_is_refused(db, client, outbox):
+    """The digits are right, but the code was issued for something else: it does not activate."""
+    user, link = pending(make_afiliado(celular="3157654321"))
+    OneTimeCode.create(
+        account=user,
+        purpose="restablecer",
+        code_hash=tokens.digest("246810"),
+        expires_at=utcnow() + timedelta(minutes=10),
+    )
+    client.post(f"{link}/codigo", data={"accion": "enviar"})
+    page = client.post(f"{link}/codigo", data={"codigo": "246810"})
+    assert page.status_code == 422
+    assert Account.get_by_id(user.id).status == Account.PENDING
+    assert OneTimeCode.get(OneTimeCode.purpose == "restablecer").used_at is None
 
 
 def test_code_cannot_be_resent_within_a_minute(db, client, outbox):
@@ -296,15 +316,15 @@ def test_a_code_burned_by_wrong_tries_counts_toward_the_block(db, client, outbox
         wrong = other_than(sent_code(outbox))
         for _ in range(service.CODE_TRIES):
             page = client.post(f"{link}/codigo", data={"codigo": wrong})
-        assert User.get_by_id(user.id).quiz_failures == burn + 1
+        assert HannaUser.get_by_id(user.id).quiz_failures == burn + 1
     assert page.status_code == 403 and "bloqueado" in page.text
-    assert User.get_by_id(user.id).status == User.BLOCKED
+    assert Account.get_by_id(user.id).status == Account.BLOCKED
     assert OneTimeCode.select().where(OneTimeCode.used_at.is_null()).count() == 0
 
 
 def test_without_a_mobile_on_file_no_code_is_offered(db, caja, client):
     user, link = quiz_taker(caja)
-    Afiliado.update(celular="").where(Afiliado.id == user.afiliado_id).execute()
+    Afiliado.update(celular="").where(Afiliado.id == user.hanna.afiliado_id).execute()
     page = client.get(link).text
     assert "No recuerdo mis datos" not in page and "tel:+576053714545" in page
     refused = client.post(f"{link}/codigo", data={"accion": "enviar"})
@@ -320,8 +340,9 @@ def test_thin_data_goes_straight_to_the_code(db, client):
 def test_an_old_link_sends_no_mail_after_a_newer_registration_took_over(db, client, outbox):
     user, link = pending()
     token = link.rsplit("/", 1)[1]
-    User.update(activation_nonce="otro", email="nuevo.titular@example.com").where(
-        User.id == user.id
+    HannaUser.update(activation_nonce="otro").where(HannaUser.account == user.id).execute()
+    Account.update(email="nuevo.titular@example.com").where(
+        Account.id == user.id
     ).execute()  # what a takeover by a newer registration does
     page = client.post(f"/activacion/reenviar/{token}")
     assert page.status_code == 410

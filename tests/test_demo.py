@@ -4,17 +4,20 @@ import random
 from collections import Counter
 from datetime import date
 
+import pyotp
 import pytest
 from stdnum.co import nit
 
 import models
-from core import passwords
+from core import passwords, second_factor
+from core.clock import utcnow
 from core.colombia import normalize_mobile
 from core.db import init_schema, open_database
 from core.demo import (
     AFFILIATES,
     COMPANY_WORDS,
     DEMO_PASSWORD,
+    FIXED_STAFF,
     JOB_TITLES,
     PROFESSIONS,
     demo_afiliados,
@@ -22,8 +25,9 @@ from core.demo import (
     summary_lines,
 )
 from core.importer import COLUMNS, clean_row
+from core.permissions import Action, Role, allowed, roles_of
 from core.quiz import build_bank, build_population, canonical, is_thin
-from models import Afiliado, User
+from models import Acceso, AccesoSede, Account, Afiliado, HannaUser
 
 
 @pytest.fixture
@@ -52,18 +56,20 @@ def test_demo_rows_are_deterministic_for_a_seed():
 def test_load_demo_twice_changes_nothing(database):
     first = load_demo()
     before = snapshot()
-    users_before = list(User.select(User.id, User.email).tuples())
+    users_before = list(Account.select(Account.id, Account.email).tuples())
 
     second = load_demo()
 
     assert first["affiliates"] == second["affiliates"] == AFFILIATES
     assert (first["affiliates_created"], first["affiliates_updated"]) == (AFFILIATES, 0)
     assert (second["affiliates_created"], second["affiliates_updated"]) == (0, AFFILIATES)
-    assert (first["users_created"], second["users_created"]) == (2, 0)
+    assert (first["users_created"], second["users_created"]) == (3, 0)
+    assert (first["staff_created"], second["staff_created"]) == (len(FIXED_STAFF), 0)
     assert snapshot() == before
-    assert list(User.select(User.id, User.email).tuples()) == users_before
+    assert list(Account.select(Account.id, Account.email).tuples()) == users_before
     assert Afiliado.select().count() == AFFILIATES
-    assert User.select().count() == 2
+    assert Account.select().where(Account.kind == Account.HANNA).count() == 3
+    assert Account.select().where(Account.kind == Account.STAFF).count() == len(FIXED_STAFF)
 
 
 def test_same_seed_gives_same_data_in_another_database(database, tmp_path):
@@ -120,21 +126,22 @@ def test_fixed_affiliate_with_thin_data_has_a_mobile(database):
 def test_demo_accounts_are_active_and_log_in(database):
     result = load_demo()
 
-    demo = User.by_email("juan.torres@hanna.test")
-    assert demo.is_active and demo.afiliado is None
-    assert (demo.tipo_documento, demo.numero_documento) == ("CC", "1000000099")
-    assert demo.celular and isinstance(demo.fecha_nacimiento, date)
+    demo = Account.by_email("juan.torres@hanna.test")
+    assert demo.is_active and demo.hanna.afiliado is None
+    assert (demo.hanna.tipo_documento, demo.hanna.numero_documento) == ("CC", "1000000099")
+    assert demo.celular and isinstance(demo.hanna.fecha_nacimiento, date)
     assert Afiliado.find("CC", "1000000099") is None
     assert passwords.verify_password(demo.password_hash, DEMO_PASSWORD)
 
-    afiliada = User.by_email("afiliada@hanna.test")
+    afiliada = Account.by_email("afiliada@hanna.test")
     assert afiliada.is_active
-    assert afiliada.afiliado.numero_documento == "1000000003"
+    assert afiliada.hanna.afiliado.numero_documento == "1000000003"
     assert passwords.verify_password(afiliada.password_hash, DEMO_PASSWORD)
 
     assert {c["email"] for c in result["credentials"]} == {
         "juan.torres@hanna.test",
         "afiliada@hanna.test",
+        "convenio@hanna.test",
     }
     assert all(c["password"] == DEMO_PASSWORD for c in result["credentials"])
     assert [a["numero_documento"] for a in result["fixed_affiliates"]] == [
@@ -147,12 +154,13 @@ def test_demo_accounts_are_active_and_log_in(database):
 
 def test_load_demo_restores_a_changed_demo_account(database):
     load_demo()
-    User.update(status=User.BLOCKED, quiz_failures=3, password_hash="x").execute()
+    Account.update(status=Account.BLOCKED, password_hash="x").execute()
+    HannaUser.update(quiz_failures=3).execute()
 
     load_demo()
 
-    for user in User.select():
-        assert user.is_active and user.quiz_failures == 0
+    for user in Account.select().where(Account.kind == Account.HANNA):
+        assert user.is_active and user.hanna.quiz_failures == 0
         assert passwords.verify_password(user.password_hash, DEMO_PASSWORD)
 
 
@@ -234,3 +242,26 @@ class _Row:
 
     def __init__(self, row: dict):
         self.__dict__.update(row)
+
+
+def test_demo_staff_have_their_role_and_a_working_second_factor(database):
+    result = load_demo()
+    for spec in FIXED_STAFF:
+        account = Account.by_login(Account.STAFF, spec["email"])
+        assert account.is_active and account.totp_enrolled_at is not None
+        assert roles_of(account) == {Role(spec["role"])}
+        assert passwords.verify_password(account.password_hash, DEMO_PASSWORD)
+        code = pyotp.TOTP(spec["totp_secret"]).at(utcnow())
+        assert second_factor.accept_code(account, code)
+    assert [s["totp_secret"] for s in result["staff"]] == [s["totp_secret"] for s in FIXED_STAFF]
+
+
+def test_demo_front_desk_user_is_granted_convenios_for_one_entity(database):
+    load_demo()
+    user = Account.by_email("convenio@hanna.test")
+    assert allowed(user, Action.USE_CONVENIOS)
+    acceso = Acceso.get(Acceso.account == user)
+    assert (
+        acceso.entidad.estado == "ACTIVA"
+        and AccesoSede.select().where(AccesoSede.acceso == acceso).count() >= 1
+    )

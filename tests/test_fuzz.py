@@ -122,7 +122,7 @@ class Journeys:
         secret = app.config["SECRET_KEY"]
         self.user = make_user()
         self.pending = self._quiz_taker()
-        self.pending_plain = make_user(status=models.User.PENDING)
+        self.pending_plain = make_user(status=models.Account.PENDING)
         self.tokens = [
             service.activation_link(u, secret=secret, base_url="").rsplit("/", 1)[1]
             for u in (self.pending, self.pending_plain)
@@ -150,7 +150,7 @@ class Journeys:
         upsert_afiliados(demo_afiliados(seed=5, count=300))
         for afiliado in models.Afiliado.select().where(models.Afiliado.celular != ""):
             user = make_user(
-                status=models.User.PENDING,
+                status=models.Account.PENDING,
                 afiliado=afiliado,
                 tipo_documento=afiliado.tipo_documento,
                 numero_documento=afiliado.numero_documento,

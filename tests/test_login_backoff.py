@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 
 import models
-from blueprints.accounts import access
-from blueprints.accounts.access import LoginOutcome
+from core import auth as core_auth
 from core import passwords
+from core.auth import LoginOutcome
 from core.clock import utcnow
-from models import LoginDevice, User
+from models import Account, LoginDevice
 from tests.factories import PASSWORD, make_user
 
 WRONG = "Mala-Clave-1"
@@ -30,7 +30,9 @@ def attempt(email, password, device_tokens=()):
     """One sign-in attempt from its own thread, with its own connection, as a request has."""
     models.db.connect(reuse_if_open=True)
     try:
-        return access.authenticate(email, password, device_tokens=device_tokens, secret=SECRET)
+        return core_auth.authenticate(
+            Account.HANNA, email, password, device_tokens=device_tokens, secret=SECRET
+        )
     finally:
         models.db.close()
 
@@ -59,7 +61,7 @@ def hammer(email, password, threads, each):
         models.db.connect(reuse_if_open=True)
         try:
             for _ in range(each):
-                access.authenticate(email, password, secret=SECRET)
+                core_auth.authenticate(Account.HANNA, email, password, secret=SECRET)
         finally:
             models.db.close()
 
@@ -79,8 +81,8 @@ def slow_hashes():
 def test_concurrent_wrong_passwords_are_all_counted_and_only_five_are_tried(db, slow_hashes):
     user = make_user()
     outcomes = burst(24, user.email, WRONG)
-    assert outcomes == {LoginOutcome.WRONG: access.BACKOFF_FROM, LoginOutcome.WAIT: 19}
-    row = User.get_by_id(user.id)
+    assert outcomes == {LoginOutcome.WRONG: core_auth.BACKOFF_FROM, LoginOutcome.WAIT: 19}
+    row = Account.get_by_id(user.id)
     assert row.failed_logins == 24
     assert row.login_blocked_until > utcnow()  # set by the fifth guess, not lost to a stale read
     # The decision holds for the very next client too, even with the right password.
@@ -90,14 +92,14 @@ def test_concurrent_wrong_passwords_are_all_counted_and_only_five_are_tried(db, 
 def test_a_second_burst_after_the_wait_gets_one_guess_not_a_lock(db, slow_hashes):
     user = make_user()
     burst(24, user.email, WRONG)
-    User.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
+    Account.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
     outcomes = burst(24, user.email, WRONG)
     assert outcomes == {LoginOutcome.WRONG: 1, LoginOutcome.WAIT: 23}
-    row = User.get_by_id(user.id)
+    row = Account.get_by_id(user.id)
     assert row.failed_logins == 48
-    assert row.login_blocked_until - utcnow() <= access.BACKOFF_CAP
+    assert row.login_blocked_until - utcnow() <= core_auth.BACKOFF_CAP
     # No hard lock: after the wait the owner signs in from anywhere.
-    User.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
+    Account.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
     assert attempt(user.email, PASSWORD).outcome is LoginOutcome.SIGNED_IN
 
 
@@ -108,19 +110,19 @@ def test_concurrent_attempts_on_a_device_spend_exactly_its_budget(db, slow_hashe
     # Ten guesses on the device's own budget, then the revoked cookie is an untrusted
     # client: five more guesses there, and the rest wait.
     assert outcomes == {
-        LoginOutcome.WRONG: access.DEVICE_MAX_FAILURES + access.BACKOFF_FROM,
-        LoginOutcome.WAIT: 24 - access.DEVICE_MAX_FAILURES - access.BACKOFF_FROM,
+        LoginOutcome.WRONG: core_auth.DEVICE_MAX_FAILURES + core_auth.BACKOFF_FROM,
+        LoginOutcome.WAIT: 24 - core_auth.DEVICE_MAX_FAILURES - core_auth.BACKOFF_FROM,
     }
-    assert LoginDevice.get(LoginDevice.user == user).revoked_at is not None
+    assert LoginDevice.get(LoginDevice.account == user).revoked_at is not None
 
 
 def test_a_strangers_thousands_of_failures_do_not_stop_the_owners_browser(db, client, app):
     user = make_user()
     assert login(client, user).status_code == 303  # the owner's browser: a device cookie
-    assert client.get_cookie(access.DEVICE_COOKIE) is not None
+    assert client.get_cookie(core_auth.DEVICE_COOKIE) is not None
     client.post("/salir")
     hammer(user.email, WRONG, 8, 125)  # 1,000 guesses from 8 addresses at once
-    assert User.get_by_id(user.id).failed_logins == 1000
+    assert Account.get_by_id(user.id).failed_logins == 1000
     stranger = app.test_client()
     page = login(stranger, user)  # even the right password waits on the untrusted budget
     assert page.status_code == 422 and FAILED in page.text
@@ -129,12 +131,12 @@ def test_a_strangers_thousands_of_failures_do_not_stop_the_owners_browser(db, cl
 
 def test_an_untrusted_client_is_slowed_with_the_same_words(db, client):
     user = make_user()
-    pages = [login(client, user, WRONG) for _ in range(access.BACKOFF_FROM)]
+    pages = [login(client, user, WRONG) for _ in range(core_auth.BACKOFF_FROM)]
     waiting = login(client, user)  # right password, but backing off
     assert {p.status_code for p in [*pages, waiting]} == {422}
     assert all(FAILED in p.text for p in [*pages, waiting])
-    assert User.get_by_id(user.id).login_blocked_until > utcnow()
-    User.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
+    assert Account.get_by_id(user.id).login_blocked_until > utcnow()
+    Account.update(login_blocked_until=utcnow() - timedelta(seconds=1)).execute()
     assert login(client, user).status_code == 303
 
 
@@ -144,22 +146,22 @@ def test_the_owners_own_typos_fall_on_the_device_budget(db, client):
     client.post("/salir")
     for _ in range(3):
         login(client, user, WRONG)
-    assert User.get_by_id(user.id).failed_logins == 0  # the untrusted budget is untouched
-    assert LoginDevice.get(LoginDevice.user == user).failed_logins == 3
+    assert Account.get_by_id(user.id).failed_logins == 0  # the untrusted budget is untouched
+    assert LoginDevice.get(LoginDevice.account == user).failed_logins == 3
     assert login(client, user).status_code == 303
-    assert LoginDevice.get(LoginDevice.user == user).failed_logins == 0
+    assert LoginDevice.get(LoginDevice.account == user).failed_logins == 0
 
 
 def test_a_device_cookie_that_fails_too_often_is_revoked(db, client):
     user = make_user()
     login(client, user)
     client.post("/salir")
-    for _ in range(access.DEVICE_MAX_FAILURES):
+    for _ in range(core_auth.DEVICE_MAX_FAILURES):
         login(client, user, WRONG)
-    assert LoginDevice.get(LoginDevice.user == user).revoked_at is not None
-    assert User.get_by_id(user.id).failed_logins == 0
+    assert LoginDevice.get(LoginDevice.account == user).revoked_at is not None
+    assert Account.get_by_id(user.id).failed_logins == 0
     # From now on this browser is an untrusted client: its failures back off.
-    for _ in range(access.BACKOFF_FROM):
+    for _ in range(core_auth.BACKOFF_FROM):
         login(client, user, WRONG)
     assert login(client, user).status_code == 422
 
@@ -171,18 +173,22 @@ def test_the_device_cookie_is_revoked_by_a_password_reset(db, client, outbox):
     client.post("/restablecer", data={"email": user.email})
     link = outbox.last_link("/restablecer/")
     assert client.post(link, data={"password": NEW, "confirm": NEW}).status_code == 303
-    assert LoginDevice.get(LoginDevice.user == user).revoked_at is not None
-    for _ in range(access.BACKOFF_FROM):
-        access.authenticate(user.email, WRONG, secret=SECRET)  # a stranger after the reset
+    assert LoginDevice.get(LoginDevice.account == user).revoked_at is not None
+    for _ in range(core_auth.BACKOFF_FROM):
+        core_auth.authenticate(
+            Account.HANNA, user.email, WRONG, secret=SECRET
+        )  # a stranger after the reset
     assert login(client, user, NEW).status_code == 422  # the old cookie no longer helps
 
 
 def test_a_reset_clears_the_untrusted_back_off(db, client, outbox):
     user = make_user()
-    User.update(failed_logins=500, login_blocked_until=utcnow() + access.BACKOFF_CAP).execute()
+    Account.update(
+        failed_logins=500, login_blocked_until=utcnow() + core_auth.BACKOFF_CAP
+    ).execute()
     client.post("/restablecer", data={"email": user.email})
     client.post(outbox.last_link("/restablecer/"), data={"password": NEW, "confirm": NEW})
-    row = User.get_by_id(user.id)
+    row = Account.get_by_id(user.id)
     assert row.failed_logins == 0 and row.login_blocked_until is None
     assert login(client, user, NEW).status_code == 303
 
@@ -200,9 +206,9 @@ def test_a_device_cookie_speaks_only_for_its_own_account(db, client):
     owner, victim = make_user(), make_user()
     login(client, owner)
     client.post("/salir")
-    for _ in range(access.BACKOFF_FROM):
+    for _ in range(core_auth.BACKOFF_FROM):
         login(client, victim, WRONG)
-    assert User.get_by_id(victim.id).failed_logins == access.BACKOFF_FROM
+    assert Account.get_by_id(victim.id).failed_logins == core_auth.BACKOFF_FROM
     assert login(client, victim).status_code == 422
 
 
@@ -210,10 +216,12 @@ def test_a_forged_device_cookie_is_ignored(db, client):
     user = make_user()
     login(client, user)
     client.post("/salir")
-    genuine = client.get_cookie(access.DEVICE_COOKIE).value
-    client.set_cookie(access.DEVICE_COOKIE, genuine[:-2] + ("AA" if genuine[-2:] != "AA" else "BB"))
+    genuine = client.get_cookie(core_auth.DEVICE_COOKIE).value
+    client.set_cookie(
+        core_auth.DEVICE_COOKIE, genuine[:-2] + ("AA" if genuine[-2:] != "AA" else "BB")
+    )
     login(client, user, WRONG)
-    assert User.get_by_id(user.id).failed_logins == 1  # counted on the untrusted budget
+    assert Account.get_by_id(user.id).failed_logins == 1  # counted on the untrusted budget
 
 
 def test_one_browser_remembers_several_accounts(db, client):
@@ -221,23 +229,23 @@ def test_one_browser_remembers_several_accounts(db, client):
     for user in (first, second, first):
         login(client, user)
         client.post("/salir")
-    assert len(client.get_cookie(access.DEVICE_COOKIE).value.split("~")) == 2
+    assert len(client.get_cookie(core_auth.DEVICE_COOKIE).value.split("~")) == 2
     assert LoginDevice.select().count() == 2  # the first account's device was reused
     for user in (first, second):
         login(client, user, WRONG)
-        assert User.get_by_id(user.id).failed_logins == 0
+        assert Account.get_by_id(user.id).failed_logins == 0
 
 
 def test_the_device_cookie_is_httponly_and_long_lived(db, client):
     user = make_user()
     response = login(client, user)
     header = next(
-        h for h in response.headers.getlist("Set-Cookie") if h.startswith(access.DEVICE_COOKIE)
+        h for h in response.headers.getlist("Set-Cookie") if h.startswith(core_auth.DEVICE_COOKIE)
     )
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Max-Age=31536000" in header
 
 
 def test_a_pending_account_gets_no_device(db, client):
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     assert FAILED in login(client, user).text
     assert LoginDevice.select().count() == 0

@@ -75,7 +75,7 @@ def two_servers():
     database = dbmod.open_database(url)
     models.db.initialize(database)
     with database.connection_context():
-        user = models.User.create(
+        user = models.HannaUser.create_account(
             email="dos@example.com",
             tipo_documento="CC",
             numero_documento="71000001",
@@ -84,7 +84,7 @@ def two_servers():
             celular="3001234567",
             fecha_nacimiento="1990-01-01",
             password_hash=passwords.hash_password(PASSWORD),
-            status=models.User.ACTIVE,
+            status=models.Account.ACTIVE,
         )
     servers = [gunicorn(env, free_port()) for _ in range(2)]
     yield [f"http://127.0.0.1:{s.args[2].split(':')[1]}" for s in servers], user

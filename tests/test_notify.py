@@ -67,7 +67,7 @@ def test_worker_delivers_mail_over_smtp_and_marks_it_sent(db, smtp, runner):
         "ana@example.com",
         "Active su cuenta",
         "activation",
-        user=models.User(primer_nombre="ANA", afiliado=None),
+        user=models.Account(primer_nombre="ANA", afiliado=None),
         link="http://localhost/activar/abc",
     )
     assert "enviados 1" in run_worker(runner)

@@ -68,7 +68,7 @@ def test_approved_request_signs_the_pc_in_once(db, client, phone, htmx):
     poll = client.get("/qr/estado", headers=htmx)
     assert poll.headers["HX-Redirect"] == "/inicio"
     assert f"Bienvenido(a), {phone.user.nombre.title()}" in client.get("/inicio").text
-    assert UserSession.select().where(UserSession.user == phone.user).count() == 2
+    assert UserSession.select().where(UserSession.account == phone.user).count() == 2
     assert QrLogin.get_by_id(qr.id).status == QrLogin.USED
 
 

@@ -20,7 +20,7 @@ from blueprints.accounts import service
 from core import quiz
 from core.demo import demo_afiliados
 from core.importer import upsert_afiliados
-from models import Afiliado, QuizAttempt, QuizBank, User
+from models import Account, Afiliado, HannaUser, QuizAttempt, QuizBank
 from tests.factories import make_user
 
 VICTIMS = 2000
@@ -107,14 +107,15 @@ class ServicePortal:
 
     def __init__(self, user, redraw=False):
         self.user, self.redraw = user, redraw
-        QuizAttempt.delete().where(QuizAttempt.user == user).execute()
-        User.update(status=User.PENDING, quiz_failures=0, blocked_at=None).where(
-            User.id == user.id
+        QuizAttempt.delete().where(QuizAttempt.account == user).execute()
+        HannaUser.update(quiz_failures=0, blocked_at=None).where(
+            HannaUser.account == user.id
         ).execute()
+        Account.update(status=Account.PENDING).where(Account.id == user.id).execute()
 
     def start(self):
         if self.redraw:  # the control: a weak portal that draws new wrong options each time
-            QuizBank.delete().where(QuizBank.afiliado == self.user.afiliado_id).execute()
+            QuizBank.delete().where(QuizBank.afiliado == self.user.hanna.afiliado_id).execute()
         result, self.attempt, _ = service.start_quiz(self.user)
         assert result is service.QuizResult.STARTED
         return service.quiz_questions(self.attempt)
@@ -173,7 +174,7 @@ def pending_accounts(db):
     accounts = []
     for afiliado in Afiliado.select().order_by(Afiliado.id):
         user = make_user(
-            status=User.PENDING,
+            status=Account.PENDING,
             afiliado=afiliado,
             tipo_documento=afiliado.tipo_documento,
             numero_documento=afiliado.numero_documento,

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from blueprints.accounts import access, service
+from blueprints.accounts import service
+from core import auth as core_auth
 from core import passwords
 from core.clock import utcnow
-from models import Message, User, UserSession
+from models import Acceso, Account, Message, UserSession
 from tests.factories import PASSWORD, make_user
 
 NEW = "Nueva-Ruta-2026x"
@@ -122,7 +123,7 @@ def test_reset_form_applies_the_password_rules(db, client, outbox, password, con
     client.post("/restablecer", data={"email": user.email})
     page = client.post(reset_link(outbox), data={"password": password, "confirm": confirm})
     assert page.status_code == 422 and message in page.text.lower()
-    assert User.get_by_id(user.id).password_hash == user.password_hash
+    assert Account.get_by_id(user.id).password_hash == user.password_hash
 
 
 def test_reset_refuses_the_users_own_document_in_the_password(db, client, outbox):
@@ -146,14 +147,14 @@ def test_reset_link_dies_when_the_password_changes_another_way(db, client, outbo
     user = make_user()
     client.post("/restablecer", data={"email": user.email})
     link = reset_link(outbox)
-    access.set_password(user, NEW)
+    core_auth.set_password(user, NEW)
     assert client.get(link).status_code == 410
 
 
 def backing_off(user):
     """Put the untrusted budget at its longest wait, as a stranger's guessing does."""
-    User.update(failed_logins=100, login_blocked_until=utcnow() + access.BACKOFF_CAP).where(
-        User.id == user.id
+    Account.update(failed_logins=100, login_blocked_until=utcnow() + core_auth.BACKOFF_CAP).where(
+        Account.id == user.id
     ).execute()
 
 
@@ -164,7 +165,7 @@ def test_a_reset_ends_the_untrusted_back_off(db, client, outbox):
     assert page.status_code == 422 and "El email o la contraseña no son correctos." in page.text
     client.post("/restablecer", data={"email": user.email})
     client.post(reset_link(outbox), data={"password": NEW, "confirm": NEW})
-    assert User.get_by_id(user.id).failed_logins == 0
+    assert Account.get_by_id(user.id).failed_logins == 0
     assert login(client, user, NEW).status_code == 303
 
 
@@ -221,7 +222,7 @@ def test_change_password_asks_the_current_one_and_ends_other_sessions(db, app, c
     assert done.status_code == 303
     assert client.get("/cuenta").status_code == 200  # this browser stays in
     assert other.get("/inicio").status_code == 302
-    assert passwords.verify_password(User.get_by_id(user.id).password_hash, NEW)
+    assert passwords.verify_password(Account.get_by_id(user.id).password_hash, NEW)
 
 
 def test_change_email_needs_the_new_address_to_confirm(db, client, outbox):
@@ -233,12 +234,12 @@ def test_change_email_needs_the_new_address_to_confirm(db, client, outbox):
     assert done.status_code == 303
     mails = {m.recipient: m for m in outbox.all("email")}
     assert "nu*****@example.com" in mails[user.email].body_text  # notice to the old address
-    assert User.get_by_id(user.id).email == user.email  # nothing changed yet
+    assert Account.get_by_id(user.id).email == user.email  # nothing changed yet
     link = outbox.last_link("/cuenta/correo/")
     client.get(link)
-    assert User.get_by_id(user.id).email == user.email  # opening the link asks first
+    assert Account.get_by_id(user.id).email == user.email  # opening the link asks first
     client.post(link)
-    assert User.get_by_id(user.id).email == "nuevo@example.com"
+    assert Account.get_by_id(user.id).email == "nuevo@example.com"
 
 
 def test_change_email_to_a_taken_address_tells_its_owner_only(db, client, outbox):
@@ -247,7 +248,7 @@ def test_change_email_to_a_taken_address_tells_its_owner_only(db, client, outbox
     client.post("/cuenta/correo", data={"correo-email": owner.email, "correo-current": PASSWORD})
     mail = outbox.all("email")[-1]
     assert mail.recipient == owner.email and "/cuenta/correo/" not in mail.body_text
-    assert User.get_by_id(user.id).email == user.email
+    assert Account.get_by_id(user.id).email == user.email
 
 
 def test_account_pages_need_a_session(client):
@@ -277,7 +278,7 @@ def test_closing_someone_elses_session_is_a_404(db, app, client):
     mine, theirs = make_user(), make_user()
     login(app.test_client(), theirs)
     login(client, mine)
-    their_session = UserSession.get(UserSession.user == theirs)
+    their_session = UserSession.get(UserSession.account == theirs)
     assert client.post(f"/cuenta/sesiones/{their_session.id}/cerrar").status_code == 404
     assert UserSession.get_by_id(their_session.id).ended_at is None
 
@@ -288,7 +289,7 @@ def test_close_one_session(db, app, client):
     login(other, user)
     login(client, user)
     other_row = (
-        UserSession.select().where(UserSession.user == user).order_by(UserSession.id).first()
+        UserSession.select().where(UserSession.account == user).order_by(UserSession.id).first()
     )
     client.post(f"/cuenta/sesiones/{other_row.id}/cerrar")
     assert other.get("/inicio").status_code == 302 and client.get("/inicio").status_code == 200
@@ -308,15 +309,16 @@ def test_logout_everywhere_ends_every_session_and_old_cookies(db, app, client):
 
 
 @pytest.mark.parametrize(
-    "role, idle_minutes, stays",
-    [
-        (User.AFFILIATE_ROLE, 12, True),
-        (User.SHARED_PC_ROLE, 12, False),
-        (User.SHARED_PC_ROLE, 8, True),
-    ],
+    "front_desk, idle_minutes, stays",
+    [(False, 12, True), (True, 12, False), (True, 8, True)],
 )
-def test_idle_timeout_depends_on_the_role(db, client, role, idle_minutes, stays):
-    user = make_user(role=role)
+def test_idle_timeout_is_shorter_for_a_convenio_front_desk(
+    db, client, front_desk, idle_minutes, stays
+):
+    """A user granted CONVENIOS works at a shared PC: the shorter idle time applies."""
+    user = make_user()
+    if front_desk:
+        Acceso.create(account=user, aplicacion="convenios")
     login(client, user)
     UserSession.update(last_seen=utcnow() - timedelta(minutes=idle_minutes)).execute()
     assert (client.get("/inicio").status_code == 200) is stays
@@ -333,7 +335,7 @@ def test_absolute_timeout_ends_even_a_busy_session(db, client):
 
 
 def test_pending_login_mails_a_new_activation_link_with_a_cool_down(db, client, outbox):
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     login(client, user)
     assert outbox.all("email")[-1].recipient == user.email
     assert "/activar/" in outbox.all("email")[-1].body_text
@@ -342,7 +344,7 @@ def test_pending_login_mails_a_new_activation_link_with_a_cool_down(db, client, 
 
 
 def test_expired_activation_link_offers_a_new_one(db, client, outbox, monkeypatch):
-    user = make_user(status=User.PENDING)
+    user = make_user(status=Account.PENDING)
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 49 * 3600)
     link = service.activation_link(user, secret="test-secret", base_url="")
@@ -365,7 +367,7 @@ def test_login_rehashes_when_the_parameters_rise(db, client):
         assert login(client, user).status_code == 303
     finally:
         passwords.configure(time_cost=1, memory_cost=8, parallelism=1)
-    stored = User.get_by_id(user.id).password_hash
+    stored = Account.get_by_id(user.id).password_hash
     assert "t=2" in stored and passwords.verify_password(stored, PASSWORD)
 
 

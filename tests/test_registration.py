@@ -12,7 +12,7 @@ import pytest
 import models
 from blueprints.public import service as captchas
 from core.clock import utcnow
-from models import Message, PendingRegistration, User
+from models import Account, HannaUser, Message, PendingRegistration
 from tests.factories import PASSWORD, make_afiliado, make_user, registration_form
 
 WRONG_CAPTCHA = "El texto no coincide"
@@ -82,10 +82,10 @@ def test_the_ticket_alone_creates_the_account_once(db, client, outbox, app):
     form, ticket = hold(client)
     done = confirm(client, ticket)
     assert done.status_code == 303 and done.headers["Location"].endswith("/registro/guardado")
-    assert User.by_email(form["email"]).status == User.PENDING
+    assert Account.by_email(form["email"]).status == Account.PENDING
     replay = confirm(app.test_client(), ticket)  # a fresh session, no captcha
     assert replay.status_code == 422 and USED in replay.text
-    assert User.select().count() == 1 and len(activation_mails(outbox)) == 1
+    assert Account.select().count() == 1 and len(activation_mails(outbox)) == 1
     assert PendingRegistration.select().count() == 0
 
 
@@ -105,7 +105,7 @@ def test_two_concurrent_confirms_create_one_account_and_one_mail(db, app, outbox
         t.join()
     models.db.connect(reuse_if_open=True)
     assert sorted(answers) == [303, 422, 422, 422]
-    assert User.select().count() == 1 and len(activation_mails(outbox)) == 1
+    assert Account.select().count() == 1 and len(activation_mails(outbox)) == 1
 
 
 def test_cancel_forgets_the_held_data_and_gives_the_form_back(db, client):
@@ -114,14 +114,14 @@ def test_cancel_forgets_the_held_data_and_gives_the_form_back(db, client):
     assert page.status_code == 200
     assert f'value="{form["email"]}"' in page.text and PASSWORD not in page.text
     assert PendingRegistration.get().data == ""
-    assert confirm(client, ticket).status_code == 422 and User.select().count() == 0
+    assert confirm(client, ticket).status_code == 422 and Account.select().count() == 0
 
 
 def test_expired_held_registration_is_refused_and_purged(db, client, app):
     _, ticket = hold(client)
     PendingRegistration.update(expires_at=utcnow() - timedelta(seconds=1)).execute()
     page = confirm(client, ticket)
-    assert page.status_code == 422 and USED in page.text and User.select().count() == 0
+    assert page.status_code == 422 and USED in page.text and Account.select().count() == 0
     hold(app.test_client())  # the next registration sweeps the dead rows
     assert PendingRegistration.select().count() == 1
 
@@ -129,7 +129,9 @@ def test_expired_held_registration_is_refused_and_purged(db, client, app):
 def test_held_data_wins_over_fields_posted_with_the_ticket(db, client):
     form, ticket = hold(client)
     client.post("/registro", data={**form, "email": "otra@example.com", "confirmacion": ticket})
-    assert User.by_email(form["email"]) is not None and User.by_email("otra@example.com") is None
+    assert (
+        Account.by_email(form["email"]) is not None and Account.by_email("otra@example.com") is None
+    )
 
 
 # --- captcha first, and kept once solved ----------------------------------------------------
@@ -208,7 +210,7 @@ def test_a_taken_document_is_refused_the_same_whatever_the_email(db, client):
     for email in ("conocida2@example.com", "libre@example.com"):
         page = client.post(
             "/registro",
-            data=registration_form(numero_documento=active.numero_documento, email=email),
+            data=registration_form(numero_documento=active.hanna.numero_documento, email=email),
         )
         answers.add((page.status_code, TAKEN in page.text))
     assert answers == {(422, True)}
@@ -222,8 +224,8 @@ def test_a_newer_registration_takes_over_a_pending_account(db, client, outbox, a
     old_link = outbox.last_link()
     _, done = register(app.test_client(), numero_documento="70999001", email="segundo@example.com")
     assert done.status_code == 303
-    user = User.get(User.numero_documento == "70999001")
-    assert user.email == "segundo@example.com" and User.select().count() == 1
+    user = HannaUser.get(HannaUser.numero_documento == "70999001").account
+    assert user.email == "segundo@example.com" and Account.select().count() == 1
     assert client.get(old_link).status_code == 410  # the old activation link died
     assert "/activar/" in activation_mails(outbox, "segundo@example.com")[-1].body_text
 
@@ -231,24 +233,33 @@ def test_a_newer_registration_takes_over_a_pending_account(db, client, outbox, a
 def test_a_takeover_keeps_the_failed_quiz_attempts(db, client):
     afiliado = make_afiliado()
     register(client, numero_documento=afiliado.numero_documento, email="uno@example.com")
-    User.update(quiz_failures=2).execute()
+    HannaUser.update(quiz_failures=2).execute()
     register(client, numero_documento=afiliado.numero_documento, email="dos@example.com")
-    user = User.get(User.numero_documento == afiliado.numero_documento)
-    assert (user.email, user.quiz_failures, user.status) == ("dos@example.com", 2, User.PENDING)
+    user = HannaUser.get(HannaUser.numero_documento == afiliado.numero_documento).account
+    assert (user.email, user.hanna.quiz_failures, user.status) == (
+        "dos@example.com",
+        2,
+        Account.PENDING,
+    )
 
 
 def test_a_pending_account_whose_link_expired_is_released(db, client, outbox):
     register(client, numero_documento="70999002", email="viejo@example.com")
-    User.update(created_at=utcnow() - timedelta(hours=49)).execute()
+    Account.update(created_at=utcnow() - timedelta(hours=49)).execute()
     _, done = register(client, numero_documento="70999002", email="nuevo2@example.com")
     assert done.status_code == 303
-    assert User.get(User.numero_documento == "70999002").email == "nuevo2@example.com"
+    assert (
+        HannaUser.get(HannaUser.numero_documento == "70999002").account.email
+        == "nuevo2@example.com"
+    )
 
 
-@pytest.mark.parametrize("status", [User.ACTIVE, User.BLOCKED])
+@pytest.mark.parametrize("status", [Account.ACTIVE, Account.BLOCKED])
 def test_active_or_blocked_accounts_keep_their_document(db, client, status):
     user = make_user(status=status)
-    page = client.post("/registro", data=registration_form(numero_documento=user.numero_documento))
+    page = client.post(
+        "/registro", data=registration_form(numero_documento=user.hanna.numero_documento)
+    )
     assert page.status_code == 422 and TAKEN in page.text
 
 
@@ -327,9 +338,9 @@ def test_opening_the_email_change_link_asks_before_changing(db, client, outbox):
     page = client.get(link)  # what a mail scanner does
     assert page.status_code == 200 and "Confirmar nuevo correo" in page.text
     assert 'method="post"' in page.text and 'name="csrf_token"' in page.text
-    assert User.get_by_id(user.id).email == user.email
+    assert Account.get_by_id(user.id).email == user.email
     assert client.post(link).status_code == 303
-    assert User.get_by_id(user.id).email == "escaner@example.com"
+    assert Account.get_by_id(user.id).email == "escaner@example.com"
 
 
 def test_a_used_email_change_link_cannot_be_replayed(db, client, outbox):
@@ -338,9 +349,11 @@ def test_a_used_email_change_link_cannot_be_replayed(db, client, outbox):
     login(client, user)
     link = ask_change(client, outbox, "nueva1@example.com")
     client.post(link)
-    User.update(email=old).where(User.id == user.id).execute()  # say the owner moved back
+    Account.update(email=old, login=old).where(
+        Account.id == user.id
+    ).execute()  # say the owner moved back
     replay = client.post(link)
-    assert replay.status_code == 410 and User.get_by_id(user.id).email == old
+    assert replay.status_code == 410 and Account.get_by_id(user.id).email == old
 
 
 def test_a_newer_email_change_request_voids_older_links(db, client, outbox):
@@ -350,7 +363,7 @@ def test_a_newer_email_change_request_voids_older_links(db, client, outbox):
     newer = ask_change(client, outbox, "reciente@example.com")
     assert client.get(older).status_code == 410
     assert client.post(older).status_code == 410
-    assert User.get_by_id(user.id).email == user.email
+    assert Account.get_by_id(user.id).email == user.email
     assert client.post(newer).status_code == 303
-    assert User.get_by_id(user.id).email == "reciente@example.com"
+    assert Account.get_by_id(user.id).email == "reciente@example.com"
     assert Message.select().count() >= 4

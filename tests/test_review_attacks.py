@@ -19,7 +19,7 @@ from core import quiz
 from core.clock import utcnow
 from core.demo import demo_afiliados
 from core.importer import upsert_afiliados
-from models import Afiliado, User
+from models import Account, Afiliado
 from tests.factories import PASSWORD, make_afiliado, make_user, registration_form
 
 
@@ -29,9 +29,9 @@ def caja(db):
     upsert_afiliados(demo_afiliados(seed=5, count=400))
 
 
-def pending(afiliado) -> tuple[User, str]:
+def pending(afiliado) -> tuple[Account, str]:
     user = make_user(
-        status=User.PENDING,
+        status=Account.PENDING,
         afiliado=afiliado,
         tipo_documento=afiliado.tipo_documento,
         numero_documento=afiliado.numero_documento,
@@ -146,7 +146,7 @@ def test_a_correction_by_the_caja_redraws_only_that_question(db, caja, client):
     born = afiliado.fecha_nacimiento
     row["fecha_nacimiento"] = born.replace(day=28 if born.day != 28 else 27)  # same year
     upsert_afiliados([row])  # the Caja's next import, after the call to the call centre
-    after = bank_of(User.get_by_id(user.id))
+    after = bank_of(Account.get_by_id(user.id))
     assert right(after["fecha_nacimiento"]) == row["fecha_nacimiento"].strftime("%d/%m/%Y")
     for key, question in before.items():
         if key != "fecha_nacimiento":
@@ -170,7 +170,7 @@ def test_wrong_codes_spread_over_new_codes_still_count_toward_the_block(
     """
     user, link = pending(make_afiliado())
     guesses = minute = 0
-    while User.get_by_id(user.id).status != User.BLOCKED and guesses < 100:
+    while Account.get_by_id(user.id).status != Account.BLOCKED and guesses < 100:
         minute += 2
         later(monkeypatch, days=minute // 10, minutes=minute)
         client.post(f"{link}/codigo", data={"accion": "enviar"})
@@ -179,7 +179,7 @@ def test_wrong_codes_spread_over_new_codes_still_count_toward_the_block(
             guess = f"{(int(code) + 1 + n) % 10**6:06d}"  # never the right one
             client.post(f"{link}/codigo", data={"codigo": guess})
             guesses += 1
-    assert User.get_by_id(user.id).status == User.BLOCKED
+    assert Account.get_by_id(user.id).status == Account.BLOCKED
     assert guesses <= service.QUIZ_ATTEMPTS * service.CODE_TRIES + service.CODE_TRIES
 
 

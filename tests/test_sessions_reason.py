@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from core.clock import utcnow
-from models import User, UserSession
+from models import Account, UserSession
 from tests.factories import PASSWORD, make_user
 
 NEW = "Nueva-Ruta-2026x"
@@ -40,7 +40,7 @@ def two_browsers(app, user):
 
 
 def row_of(user, n=0) -> UserSession:
-    return UserSession.select().where(UserSession.user == user).order_by(UserSession.id)[n]
+    return UserSession.select().where(UserSession.account == user).order_by(UserSession.id)[n]
 
 
 def test_idle_session_says_inactividad(db, client):
@@ -130,7 +130,7 @@ def test_copied_cookie_after_logout_says_the_session_was_closed(db, app, client)
 def test_blocked_account_says_the_account_is_not_active(db, client):
     user = make_user()
     login(client, user)
-    User.update(status=User.BLOCKED).where(User.id == user.id).execute()
+    Account.update(status=Account.BLOCKED).where(Account.id == user.id).execute()
     page = told(client)
     assert "su cuenta ya no está activa" in page and "inactividad" not in page
     assert UserSession.get().end_reason == UserSession.ACCOUNT

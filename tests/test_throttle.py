@@ -10,7 +10,7 @@ import time
 import pytest
 
 import models
-from blueprints.accounts import access
+from core import auth as core_auth
 from core import throttle
 from core.throttle import Purpose
 from models import Message, Throttle
@@ -160,7 +160,7 @@ def test_expired_rows_are_purged(db, clock):
 
 def test_reset_cooldown_is_keyed_by_the_normalised_address_account_or_not(db):
     for typed in (" Nadie@Example.com", "nadie@example.com "):
-        access.request_reset(typed, secret="test-secret", base_url="http://localhost")
+        core_auth.request_reset(typed, secret="test-secret", base_url="http://localhost")
     assert Message.select().where(Message.recipient == "nadie@example.com").count() == 1
     digest = throttle.key_hash("nadie@example.com")
     assert Throttle.get(Throttle.purpose == Purpose.RESET_MAIL).key_hash == digest

@@ -17,6 +17,7 @@ from blueprints import files
 from blueprints.web import send_attachment
 from core import uploads
 from core.uploads import AUTHORIZATION, HELP_DESK, Kind, Policy
+from tests.factories import make_user
 
 # --- files built here -------------------------------------------------------------
 
@@ -140,8 +141,9 @@ def attachment_rows() -> int:
         return models.Attachment.select().count()
 
 
-def save(data: bytes, name: str, upload_dir, policy: Policy = HELP_DESK):
-    return files.save(io.BytesIO(data), name, policy, upload_dir, "caso", 1, created_by=7)
+def save(data: bytes, name: str, upload_dir, policy: Policy = HELP_DESK, uploader=None):
+    uploader = uploader or make_user()
+    return files.save(io.BytesIO(data), name, policy, upload_dir, "caso", 1, created_by=uploader)
 
 
 def assert_refused(data, name, upload_dir, error, policy=HELP_DESK):
@@ -426,7 +428,7 @@ def test_valid_files_of_each_kind_are_stored_with_a_row(db, upload_dir, kind, da
     assert attachment.content_type == kind.mime
     assert attachment.size == len(data)
     assert attachment.original_name.endswith(kind.extension)
-    assert attachment.created_by == 7
+    assert attachment.created_by.kind == models.Account.HANNA
     assert attachment.sha256 == hashlib.sha256(data).hexdigest()
     assert uploads.KEY_RE.match(attachment.key)
     with uploads.open_stored(attachment.key, upload_dir) as f:

@@ -19,7 +19,7 @@ from core.colombia import to_bogota
 REQUIRED = "Este campo es obligatorio."
 
 
-def _normalized(normalize):
+def normalized(normalize):
     """Build a validator that stores the normalized value or shows its error."""
 
     def check(_form, field) -> None:
@@ -141,16 +141,16 @@ class RegistrationForm(LookupForm):
     segundo_nombre = StringField("Segundo Nombre", validators=[Optional(), Length(max=60)])
     email = email_field("Email")
     telefono = StringField(
-        "Teléfono", validators=[Optional(), _normalized(colombia.normalize_phone)]
+        "Teléfono", validators=[Optional(), normalized(colombia.normalize_phone)]
     )
     celular = StringField(
-        "Celular", validators=[DataRequired(REQUIRED), _normalized(colombia.normalize_mobile)]
+        "Celular", validators=[DataRequired(REQUIRED), normalized(colombia.normalize_mobile)]
     )
     fecha_nacimiento = DateText(
         "Fecha Nacimiento / Fecha Especial",
         validators=[
             DataRequired(REQUIRED),
-            _normalized(colombia.parse_date),
+            normalized(colombia.parse_date),
             _plausible_birth_date,
         ],
     )

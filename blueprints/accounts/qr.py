@@ -13,12 +13,13 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 from markupsafe import Markup
 
-from blueprints.accounts import access
-from blueprints.accounts.views import _sign_in, bp
+from blueprints.accounts import access, bp
+from blueprints.auth import require, sign_in
 from blueprints.web import limiter, wants_partial
+from core.permissions import Action
 from core.useragent import describe
 
 
@@ -51,7 +52,7 @@ def qr_status():
     pending = session.get("qr") or {}
     state, user = access.claim_qr_login(pending.get("key", ""), pending.get("secret", ""))
     if state == "listo":
-        _sign_in(user)  # clears the session, and with it the request's secret
+        sign_in(user)  # clears the session, and with it the request's secret
         flash("Sesión iniciada con el Código QR.", "ok")
         if wants_partial():
             response = make_response("", 200)
@@ -77,7 +78,7 @@ def qr_status():
 
 
 @bp.route("/qr/<key>", methods=["GET", "POST"])
-@login_required
+@require(Action.USE_HANNA)
 @limiter.limit("10/minute", methods=["POST"])
 def qr_confirm(key: str):
     """On the phone: show which browser asks, and approve or refuse it."""

@@ -16,15 +16,17 @@ from types import SimpleNamespace
 from peewee import IntegrityError, fn
 
 from core import notify, passwords, quiz, throttle, tokens
+from core.auth import AccountError, LinkInvalid, read_link
 from core.clock import utcnow
 from core.colombia import mask_email, mask_phone
 from models import (
+    Account,
     Afiliado,
+    HannaUser,
     OneTimeCode,
     PendingRegistration,
     QuizAttempt,
     QuizBank,
-    User,
     db,
     new_token,
 )
@@ -39,18 +41,6 @@ CODE_PURPOSE = "activacion"
 ACTIVATION_SUBJECT = "Active su cuenta de la Plataforma Hanna"
 RESEND_COOLDOWN_SECONDS = 120
 REGISTRATION_TTL = timedelta(minutes=20)  # captcha solved → "Crear Usuario"
-
-
-class AccountError(Exception):
-    """A workflow step that cannot go on; the message is for the user."""
-
-
-class LinkExpired(AccountError):
-    pass
-
-
-class LinkInvalid(AccountError):
-    pass
 
 
 @dataclass
@@ -82,11 +72,12 @@ def document_taken(tipo: str, numero: str) -> bool:
     A pending account does not: a newer registration takes it over.
     """
     return (
-        User.select()
+        HannaUser.select()
+        .join(Account)
         .where(
-            (User.tipo_documento == tipo)
-            & (User.numero_documento == numero)
-            & (User.status != User.PENDING)
+            (HannaUser.tipo_documento == tipo)
+            & (HannaUser.numero_documento == numero)
+            & (Account.status != Account.PENDING)
         )
         .exists()
     )
@@ -256,10 +247,15 @@ def _create_account(data: dict, *, secret: str, base_url: str) -> None:
     only when an active or blocked account holds it.
     """
     email, tipo, numero = data["email"], data["tipo_documento"], data["numero_documento"]
-    holder = User.get_or_none((User.tipo_documento == tipo) & (User.numero_documento == numero))
-    if holder is not None and holder.status != User.PENDING:
+    holder = (
+        Account.select()
+        .join(HannaUser)
+        .where((HannaUser.tipo_documento == tipo) & (HannaUser.numero_documento == numero))
+        .first()
+    )
+    if holder is not None and holder.status != Account.PENDING:
         raise AccountError("Este documento ya tiene una cuenta.")
-    owner = User.by_email(email)
+    owner = Account.by_email(email)
     if owner is not None and (holder is None or owner.id != holder.id):
         notify.queue_template_email(
             email, "Intento de registro con su correo", "existing", user=owner, base_url=base_url
@@ -267,48 +263,54 @@ def _create_account(data: dict, *, secret: str, base_url: str) -> None:
         return
     afiliado = find_afiliado(tipo, numero)
     names = afiliado or SimpleNamespace(**data)  # an affiliate's names come from the Caja's data
-    fields = dict(
-        email=email,
+    credential = dict(
+        login=email, email=email, celular=data["celular"], password_hash=data["password_hash"]
+    )
+    profile = dict(
         primer_nombre=names.primer_nombre,
         segundo_nombre=names.segundo_nombre,
         primer_apellido=names.primer_apellido,
         segundo_apellido=names.segundo_apellido,
         telefono=data["telefono"],
-        celular=data["celular"],
         fecha_nacimiento=date.fromisoformat(data["fecha_nacimiento"]),
-        password_hash=data["password_hash"],
         afiliado=afiliado,
     )
     if holder is None:
-        user = User.create(tipo_documento=tipo, numero_documento=numero, **fields)
+        user = Account.create(kind=Account.HANNA, **credential)
+        HannaUser.create(account=user, tipo_documento=tipo, numero_documento=numero, **profile)
     else:
         # A newer registration replaces the pending one: its activation link dies
         # (new nonce), while failed quiz attempts keep counting toward the block.
         now = utcnow()
-        fields.update(activation_nonce=new_token(), session_token=new_token(), created_at=now)
+        credential.update(session_token=new_token(), created_at=now)
         taken = (
-            User.update(fields)
-            .where((User.id == holder.id) & (User.status == User.PENDING))
+            Account.update(credential)
+            .where((Account.id == holder.id) & (Account.status == Account.PENDING))
             .execute()
         )
         if taken != 1:
             raise AccountError("Este documento ya tiene una cuenta.")
-        OneTimeCode.update(used_at=now).where(
-            (OneTimeCode.user == holder.id) & OneTimeCode.used_at.is_null()
+        HannaUser.update(activation_nonce=new_token(), **profile).where(
+            HannaUser.account == holder.id
         ).execute()
-        user = User.get_by_id(holder.id)
+        OneTimeCode.update(used_at=now).where(
+            (OneTimeCode.account == holder.id) & OneTimeCode.used_at.is_null()
+        ).execute()
+        user = Account.get_by_id(holder.id)
     # The registration's own mail starts the resend cool-down, as a resent one does.
     throttle.cooldown(throttle.Purpose.ACTIVATION_MAIL, user.email, RESEND_COOLDOWN_SECONDS)
     queue_activation_mail(user, secret=secret, base_url=base_url)
 
 
-def activation_link(user: User, *, secret: str, base_url: str) -> str:
+def activation_link(user: Account, *, secret: str, base_url: str) -> str:
     """Return the signed activation URL for user."""
-    token = tokens.make_token(secret, tokens.ACTIVATION, {"u": user.id, "n": user.activation_nonce})
+    token = tokens.make_token(
+        secret, tokens.ACTIVATION, {"u": user.id, "n": user.hanna.activation_nonce}
+    )
     return f"{base_url}/activar/{token}"
 
 
-def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
+def queue_activation_mail(user: Account, *, secret: str, base_url: str) -> None:
     """Queue the activation e-mail (inside the caller's transaction)."""
     link = activation_link(user, secret=secret, base_url=base_url)
     notify.queue_template_email(user.email, ACTIVATION_SUBJECT, "activation", user=user, link=link)
@@ -317,19 +319,7 @@ def queue_activation_mail(user: User, *, secret: str, base_url: str) -> None:
 # --- activation and quiz ----------------------------------------------------
 
 
-def read_link(
-    token: str, *, secret: str, purpose: str, max_age: int, what: str, lasts: str
-) -> dict:
-    """Read a signed link, telling "expired" from "invalid" in the user's words."""
-    try:
-        return tokens.read_token(secret, purpose, token, max_age)
-    except tokens.TokenExpired as exc:
-        raise LinkExpired(f"El enlace {what} venció (es válido por {lasts}).") from exc
-    except tokens.TokenInvalid as exc:
-        raise LinkInvalid(f"El enlace {what} no es válido.") from exc
-
-
-def user_for_activation(token: str, *, secret: str) -> User:
+def user_for_activation(token: str, *, secret: str) -> Account:
     """Return the pending account a genuine, fresh activation link names."""
     payload = read_link(
         token,
@@ -339,21 +329,22 @@ def user_for_activation(token: str, *, secret: str) -> User:
         what="de activación",
         lasts="48 horas",
     )
-    user = User.get_or_none(User.id == payload.get("u"))
-    if user is None or not tokens.same(user.activation_nonce, str(payload.get("n"))):
+    user = Account.get_or_none((Account.id == payload.get("u")) & (Account.kind == Account.HANNA))
+    if user is None or not tokens.same(user.hanna.activation_nonce, str(payload.get("n"))):
         raise LinkInvalid("Este enlace de activación ya fue usado o no es válido.")
     return user
 
 
-def activate(user: User) -> None:
+def activate(user: Account) -> None:
     """Make the account active and kill its activation link."""
+    now = utcnow()
     with db.atomic():
-        User.update(
-            status=User.ACTIVE,
-            activated_at=utcnow(),
-            activation_nonce=tokens.digest(secrets.token_hex(16)),
-        ).where(User.id == user.id).execute()
-    user.status = User.ACTIVE
+        Account.update(status=Account.ACTIVE).where(Account.id == user.id).execute()
+        HannaUser.update(
+            activated_at=now, activation_nonce=tokens.digest(secrets.token_hex(16))
+        ).where(HannaUser.account == user.id).execute()
+    user.status = Account.ACTIVE
+    user.hanna.activated_at = now
 
 
 class QuizResult(StrEnum):
@@ -364,6 +355,14 @@ class QuizResult(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     BLOCKED = "blocked"
+
+
+class BlockReason(StrEnum):
+    """What the third failed try was (the unblock queue shows it)."""
+
+    ANSWERS = "preguntas"  # wrong answers to the quiz
+    TIME = "tiempo"  # a quiz left unanswered past its 2 minutes
+    CODES = "codigos"  # wrong SMS codes
 
 
 class Activation(StrEnum):
@@ -403,58 +402,61 @@ def _population() -> quiz.Population:
     return _population_cache["model"][1]
 
 
-def _refresh(user: User) -> None:
+def _refresh(user: Account) -> None:
     """Read the account's status and failures again, in place (the caller keeps its object)."""
-    fresh = User.select(User.status, User.quiz_failures).where(User.id == user.id).get()
-    user.status, user.quiz_failures = fresh.status, fresh.quiz_failures
+    user.status = Account.select(Account.status).where(Account.id == user.id).scalar()
+    user.hanna.quiz_failures = (
+        HannaUser.select(HannaUser.quiz_failures).where(HannaUser.account == user.id).scalar()
+    )
 
 
-def quiz_bank(user: User) -> list[dict]:
+def quiz_bank(user: Account) -> list[dict]:
     """Return the affiliate's questions, drawing them once for good on first use.
 
     The bank belongs to the person, not the account, so registering the same
     document again shows the very same options.
     """
-    row = QuizBank.get_or_none(QuizBank.afiliado == user.afiliado_id)
+    row = QuizBank.get_or_none(QuizBank.afiliado == user.hanna.afiliado_id)
     if row is None:
-        bank = quiz.build_bank(user.afiliado, _population())
+        bank = quiz.build_bank(user.hanna.afiliado, _population())
         try:
             with db.atomic():
-                row = QuizBank.create(afiliado=user.afiliado_id, questions=json.dumps(bank))
+                row = QuizBank.create(afiliado=user.hanna.afiliado_id, questions=json.dumps(bank))
         except IntegrityError:  # drawn at the same moment by another request
-            row = QuizBank.get(QuizBank.afiliado == user.afiliado_id)
+            row = QuizBank.get(QuizBank.afiliado == user.hanna.afiliado_id)
     bank = json.loads(row.questions)
     # The Caja corrected some data (the person called to update it): only those
     # questions are drawn again, so the owner is not graded on the old answers.
-    refreshed = quiz.refresh_bank(bank, Afiliado.get_by_id(user.afiliado_id), _population)
+    refreshed = quiz.refresh_bank(bank, Afiliado.get_by_id(user.hanna.afiliado_id), _population)
     if refreshed is not None:
         QuizBank.update(questions=json.dumps(refreshed)).where(QuizBank.id == row.id).execute()
         bank = refreshed
     return bank
 
 
-def activation_kind(user: User) -> Activation:
+def activation_kind(user: Account) -> Activation:
     """Tell how this account is activated."""
-    if user.afiliado_id is None:
+    if user.hanna.afiliado_id is None:
         return Activation.LINK
     return Activation.CODE if quiz.is_thin(quiz_bank(user)) else Activation.QUIZ
 
 
-def mobile_on_file(user: User) -> str:
+def mobile_on_file(user: Account) -> str:
     """Return the mobile number the Caja has for this affiliate ("" when none)."""
-    return user.afiliado.celular if user.afiliado_id and user.afiliado else ""
+    profile = user.hanna
+    return profile.afiliado.celular if profile and profile.afiliado_id and profile.afiliado else ""
 
 
-def _open_attempt(user: User) -> QuizAttempt | None:
+def _open_attempt(user: Account) -> QuizAttempt | None:
     return (
         QuizAttempt.select()
-        .where((QuizAttempt.user == user) & QuizAttempt.finished_at.is_null())
+        .where((QuizAttempt.account == user) & QuizAttempt.finished_at.is_null())
         .order_by(QuizAttempt.id.desc())
         .first()
     )
 
 
-def live_attempt(user: User) -> QuizAttempt | None:
+def live_attempt(user: Account) -> QuizAttempt | None:
     """Return the started, unexpired attempt (a reload shows it again; nothing is written)."""
     attempt = _open_attempt(user)
     if attempt is not None and utcnow() - attempt.created_at <= QUIZ_IDLE:
@@ -462,13 +464,13 @@ def live_attempt(user: User) -> QuizAttempt | None:
     return None
 
 
-def idle_attempt_pending(user: User) -> bool:
+def idle_attempt_pending(user: Account) -> bool:
     """Tell whether a started attempt ran out of time and will count as a failure."""
     attempt = _open_attempt(user)
     return attempt is not None and utcnow() - attempt.created_at > QUIZ_IDLE
 
 
-def start_quiz(user: User) -> tuple[QuizResult, QuizAttempt | None, bool]:
+def start_quiz(user: Account) -> tuple[QuizResult, QuizAttempt | None, bool]:
     """Start an attempt when the person presses the button; return (result, attempt, timed_out).
 
     An attempt left idle counts as a failure first; a block it causes is
@@ -477,19 +479,19 @@ def start_quiz(user: User) -> tuple[QuizResult, QuizAttempt | None, bool]:
     bank = quiz_bank(user)
     with db.atomic():
         _refresh(user)
-        if user.status == User.BLOCKED:
+        if user.status == Account.BLOCKED:
             return QuizResult.BLOCKED, None, False
         timed_out = False
         attempt = _open_attempt(user)
         if attempt is not None:
             if utcnow() - attempt.created_at <= QUIZ_IDLE:
                 return QuizResult.STARTED, attempt, False
-            _fail_attempt(user, attempt)
+            _fail_attempt(user, attempt, BlockReason.TIME)
             timed_out = True
-            if user.status == User.BLOCKED:
+            if user.status == Account.BLOCKED:
                 return QuizResult.BLOCKED, None, True
         questions = quiz.draw(bank)
-        attempt = QuizAttempt.create(user=user, questions=json.dumps(questions))
+        attempt = QuizAttempt.create(account=user, questions=json.dumps(questions))
     return QuizResult.STARTED, attempt, timed_out
 
 
@@ -501,18 +503,20 @@ def quiz_questions(attempt: QuizAttempt) -> list[dict]:
     ]
 
 
-def quiz_attempts_left(user: User) -> int:
+def quiz_attempts_left(user: Account) -> int:
     """Return the tries left, counting a started attempt that already ran out of time."""
-    failures = User.select(User.quiz_failures).where(User.id == user.id).scalar() or 0
+    failures = (
+        HannaUser.select(HannaUser.quiz_failures).where(HannaUser.account == user.id).scalar() or 0
+    )
     return max(QUIZ_ATTEMPTS - failures - idle_attempt_pending(user), 0)
 
 
-def answer_quiz(user: User, attempt_id: int, answers: dict[str, str]) -> QuizResult:
+def answer_quiz(user: Account, attempt_id: int, answers: dict[str, str]) -> QuizResult:
     """Grade an attempt: passed, failed, expired (ran out of time) or blocked."""
     with db.atomic():
         attempt = QuizAttempt.get_or_none(
             (QuizAttempt.id == attempt_id)
-            & (QuizAttempt.user == user)
+            & (QuizAttempt.account == user)
             & QuizAttempt.finished_at.is_null()
         )
         if attempt is None:
@@ -526,38 +530,45 @@ def answer_quiz(user: User, attempt_id: int, answers: dict[str, str]) -> QuizRes
         if spent != 1:
             return QuizResult.EXPIRED
         _refresh(user)
-        if user.status != User.PENDING:
-            return QuizResult.BLOCKED if user.status == User.BLOCKED else QuizResult.EXPIRED
+        if user.status != Account.PENDING:
+            return QuizResult.BLOCKED if user.status == Account.BLOCKED else QuizResult.EXPIRED
         on_time = utcnow() - attempt.created_at <= QUIZ_IDLE
         if on_time and quiz.grade(json.loads(attempt.questions), answers):
             QuizAttempt.update(passed=True).where(QuizAttempt.id == attempt.id).execute()
             activate(user)
             return QuizResult.PASSED
-        _fail_attempt(user, attempt)
-        if user.status == User.BLOCKED:
+        _fail_attempt(user, attempt, BlockReason.ANSWERS if on_time else BlockReason.TIME)
+        if user.status == Account.BLOCKED:
             return QuizResult.BLOCKED
         return QuizResult.FAILED if on_time else QuizResult.EXPIRED
 
 
-def _fail_attempt(user: User, attempt: QuizAttempt | None) -> None:
+def _fail_attempt(user: Account, attempt: QuizAttempt | None, cause: BlockReason) -> None:
     """Count one failed try (a quiz or a burned code); the third blocks the account."""
     if attempt is not None:
         QuizAttempt.update(
             finished_at=fn.COALESCE(QuizAttempt.finished_at, utcnow()), passed=False
         ).where(QuizAttempt.id == attempt.id).execute()
-    User.update(quiz_failures=User.quiz_failures + 1).where(User.id == user.id).execute()
-    failures = User.select(User.quiz_failures).where(User.id == user.id).scalar()
-    user.quiz_failures = failures
+    mine = HannaUser.account == user.id
+    HannaUser.update(quiz_failures=HannaUser.quiz_failures + 1).where(mine).execute()
+    failures = HannaUser.select(HannaUser.quiz_failures).where(mine).scalar()
+    user.hanna.quiz_failures = failures
     if failures >= QUIZ_ATTEMPTS:
-        user.status, user.blocked_at = User.BLOCKED, utcnow()
-        User.update(
-            status=User.BLOCKED,
-            blocked_at=user.blocked_at,
-            activation_nonce=tokens.digest(secrets.token_hex(16)),
-        ).where((User.id == user.id) & (User.status == User.PENDING)).execute()
+        blocked = (
+            Account.update(status=Account.BLOCKED)
+            .where((Account.id == user.id) & (Account.status == Account.PENDING))
+            .execute()
+        )
+        if blocked:
+            user.status, user.hanna.blocked_at = Account.BLOCKED, utcnow()
+            HannaUser.update(
+                blocked_at=user.hanna.blocked_at,
+                blocked_reason=cause,
+                activation_nonce=tokens.digest(secrets.token_hex(16)),
+            ).where(mine).execute()
 
 
-def send_code(user: User) -> str:
+def send_code(user: Account) -> str:
     """Send a one-time code to the mobile the Caja has on file; return it masked."""
     mobile = mobile_on_file(user)
     if not mobile:
@@ -569,7 +580,7 @@ def send_code(user: User) -> str:
     phone_hash = tokens.digest(f"celular:{mobile}")
     now = utcnow()
     with db.atomic():
-        mine = OneTimeCode.user == user
+        mine = OneTimeCode.account == user
         to_phone = OneTimeCode.recipient_hash == phone_hash
         activation = OneTimeCode.purpose == CODE_PURPOSE
         if (
@@ -590,9 +601,12 @@ def send_code(user: User) -> str:
                 f"Ya enviamos {CODE_DAILY_CAP} códigos en las últimas 24 horas. Intente "
                 "de nuevo mañana o comuníquese a nuestro call center (605) 371 4545."
             )
-        OneTimeCode.update(used_at=now).where(mine & OneTimeCode.used_at.is_null()).execute()
+        # Only this purpose's earlier code dies: a code sent for something else stays.
+        OneTimeCode.update(used_at=now).where(
+            mine & activation & OneTimeCode.used_at.is_null()
+        ).execute()
         OneTimeCode.create(
-            user=user,
+            account=user,
             purpose=CODE_PURPOSE,
             code_hash=tokens.digest(code),
             recipient_hash=phone_hash,
@@ -606,16 +620,16 @@ def send_code(user: User) -> str:
     return mask_phone(mobile)
 
 
-def verify_code(user: User, code: str) -> QuizResult:
+def verify_code(user: Account, code: str) -> QuizResult:
     """Activate user when code matches the live one; a code burned by wrong tries counts as a failure."""
     with db.atomic():
         _refresh(user)
-        if user.status == User.BLOCKED:
+        if user.status == Account.BLOCKED:
             return QuizResult.BLOCKED
         row = (
             OneTimeCode.select()
             .where(
-                (OneTimeCode.user == user)
+                (OneTimeCode.account == user)
                 & (OneTimeCode.purpose == CODE_PURPOSE)
                 & OneTimeCode.used_at.is_null()
                 & (OneTimeCode.expires_at > utcnow())
@@ -638,12 +652,12 @@ def verify_code(user: User, code: str) -> QuizResult:
             # codes: asking for a new one does not wipe the wrong tries.
             wrong = (
                 OneTimeCode.select(fn.SUM(OneTimeCode.attempts))
-                .where((OneTimeCode.user == user) & (OneTimeCode.purpose == CODE_PURPOSE))
+                .where((OneTimeCode.account == user) & (OneTimeCode.purpose == CODE_PURPOSE))
                 .scalar()
             )
             if wrong and wrong % CODE_TRIES == 0:
-                _fail_attempt(user, None)
-                if user.status == User.BLOCKED:
+                _fail_attempt(user, None, BlockReason.CODES)
+                if user.status == Account.BLOCKED:
                     return QuizResult.BLOCKED
             return QuizResult.FAILED
         spent = (
@@ -657,7 +671,7 @@ def verify_code(user: User, code: str) -> QuizResult:
         return QuizResult.PASSED
 
 
-def resend_activation(user: User, *, secret: str, base_url: str) -> int:
+def resend_activation(user: Account, *, secret: str, base_url: str) -> int:
     """Queue a new activation mail unless one left recently; return seconds to wait (0: sent)."""
     with db.atomic():
         wait = throttle.cooldown(
@@ -665,31 +679,35 @@ def resend_activation(user: User, *, secret: str, base_url: str) -> int:
         )
         if wait:
             return wait
-        if user.status == User.PENDING:
+        if user.status == Account.PENDING:
             queue_activation_mail(user, secret=secret, base_url=base_url)
     return 0
 
 
-def user_for_resend(token: str, *, secret: str) -> User:
+def user_for_resend(token: str, *, secret: str) -> Account:
     """Return the pending account behind an activation link, however old, or a resend ticket."""
     for purpose in (tokens.ACTIVATION, tokens.RESEND):
         try:
             payload = tokens.read_token(secret, purpose, token, None)
         except tokens.TokenInvalid:
             continue
-        user = User.get_or_none(User.id == payload.get("u"))
+        user = Account.get_or_none(
+            (Account.id == payload.get("u")) & (Account.kind == Account.HANNA)
+        )
         # The nonce ties the link to this registration: after a newer one took the
         # pending account over, an old link must not send mail to its new address.
         if (
             user is not None
-            and user.status == User.PENDING
-            and tokens.same(user.activation_nonce, str(payload.get("n")))
+            and user.status == Account.PENDING
+            and tokens.same(user.hanna.activation_nonce, str(payload.get("n")))
         ):
             return user
         break
     raise LinkInvalid("No hay una cuenta pendiente de activación para este enlace.")
 
 
-def resend_ticket(user: User, *, secret: str) -> str:
+def resend_ticket(user: Account, *, secret: str) -> str:
     """Return the signed ticket a pending account's login page uses to ask for a new link."""
-    return tokens.make_token(secret, tokens.RESEND, {"u": user.id, "n": user.activation_nonce})
+    return tokens.make_token(
+        secret, tokens.RESEND, {"u": user.id, "n": user.hanna.activation_nonce}
+    )

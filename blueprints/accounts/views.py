@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import (
-    Blueprint,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -16,38 +14,18 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user
 
-from blueprints.accounts import access, service
+from blueprints.accounts import app_secret, base_url, bp, captcha_on, live_password_check, service
 from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
+from blueprints.aplicaciones.service import tiles_for
+from blueprints.auth import check_login, home_url, keep_device, require, sign_in, signed_out
 from blueprints.public import service as captchas
 from blueprints.web import limiter, lookup_allowed, render, safe_next, see_other, wants_partial
+from core import auth as core_auth
 from core import passwords, tokens
-
-bp = Blueprint("accounts", __name__)
-
-
-def _secret() -> str:
-    return current_app.config["SECRET_KEY"]
-
-
-def _base_url() -> str:
-    return current_app.config["BASE_URL"]
-
-
-def _captcha_on() -> bool:
-    return current_app.config["CAPTCHA"] != "off"
-
-
-def _sign_in(user) -> None:
-    """Start a fresh server-side session (a new cookie: no fixation)."""
-    old = session.get("sid")
-    if old:
-        access.end_session(old)
-    session.clear()
-    session["sid"] = access.start_session(user, request.user_agent.string)
-    login_user(user)
-
+from core.permissions import Action
+from models import Account
 
 # --- login ------------------------------------------------------------------
 
@@ -63,31 +41,15 @@ LOGIN_FAILED = (
 def login():
     """Show "INICIAR SESIÓN" and sign the user in."""
     if current_user.is_authenticated:
-        return redirect(url_for("accounts.home"))
+        return redirect(home_url(current_user))
     form = LoginForm()
     if form.validate_on_submit():
-        secure = current_app.config["SESSION_COOKIE_SECURE"]
-        cookie = ("__Host-" if secure else "") + access.DEVICE_COOKIE
-        result = access.authenticate(
-            form.email.data,
-            form.password.data,
-            device_tokens=access.device_tokens(request.cookies.get(cookie)),
-            secret=_secret(),
-        )
+        result = check_login(Account.HANNA, form.email.data.strip().lower(), form.password.data)
         user = result.user
         if user is not None and user.status == user.ACTIVE:
-            _sign_in(user)
-            response = see_other(safe_next(request.args.get("next"), url_for("accounts.home")))
-            if result.device_token:
-                # This browser keeps its own failure budget for the account from now on.
-                value = access.remember_device(
-                    request.cookies.get(cookie), result.device_token, secret=_secret()
-                )
-                max_age = int(access.DEVICE_TTL.total_seconds())
-                response.set_cookie(
-                    cookie, value, max_age=max_age, secure=secure, httponly=True, samesite="Lax"
-                )
-            return response
+            sign_in(user)
+            target = safe_next(request.args.get("next"), url_for("accounts.home"))
+            return keep_device(see_other(target), result)
         if user is not None and user.status == user.BLOCKED:
             form.email.errors.append(
                 "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF."
@@ -96,7 +58,7 @@ def login():
             if user is not None:  # pending: the right password, but not active yet
                 # Said only by e-mail: the page must not tell a stranger who just
                 # registered this address whether it already had an account.
-                service.resend_activation(user, secret=_secret(), base_url=_base_url())
+                service.resend_activation(user, secret=app_secret(), base_url=base_url())
             form.email.errors.append(LOGIN_FAILED)
         return render("accounts/login.html", "accounts/_login_form.html", 422, form=form)
     status = 422 if form.errors else 200
@@ -104,31 +66,19 @@ def login():
 
 
 @bp.post("/salir")
-@login_required
+@require(Action.USE_HANNA)
 def logout():
     """End this session on the server and in the browser."""
     if session.get("sid"):
-        access.end_session(session["sid"])
+        core_auth.end_session(session["sid"])
     return signed_out("Cerró su sesión.")
 
 
-def signed_out(message: str | None = None):
-    """Forget the browser's session and cache, then go to the login page."""
-    logout_user()
-    session.clear()
-    if message:
-        flash(message, "info")
-    response = see_other(url_for("accounts.login"))
-    # Shared PCs: nothing the pages showed may stay in this browser.
-    response.headers["Clear-Site-Data"] = '"cache", "storage"'
-    return response
-
-
 @bp.get("/inicio")
-@login_required
+@require(Action.USE_HANNA)
 def home():
     """Show the signed-in home with the user's applications."""
-    return render_template("accounts/inicio.html")
+    return render_template("accounts/inicio.html", tiles=tiles_for(current_user))
 
 
 # --- Crear Cuenta Nueva -----------------------------------------------------
@@ -150,7 +100,7 @@ def _lookup_budget(form: RegistrationForm) -> bool:
     has a bucket of its own.
     """
     document = f"{form.tipo_documento.data}:{form.numero_documento.data}"
-    seen = tokens.digest(f"{_secret()}:consulta:{document}")[:16]  # no document in the cookie
+    seen = tokens.digest(f"{app_secret()}:consulta:{document}")[:16]  # no document in the cookie
     if session.get("consulta") == seen:
         return True
     if not lookup_allowed():
@@ -190,7 +140,7 @@ def _registration_page(
     """Render "Crear Cuenta Nueva"; solicitud is the open request whose captcha is solved."""
     afiliado = _match_affiliate(form)
     key = None
-    if _captcha_on() and not solicitud:
+    if captcha_on() and not solicitud:
         key = request.form.get("captcha_key", "")
         if new_captcha or not captchas.challenge(key):
             key = captchas.new_challenge()
@@ -205,7 +155,7 @@ def _registration_page(
         afiliado=afiliado,
         consultado=bool(form.numero_documento.data),
         captcha_key=key,
-        solicitud=solicitud if _captcha_on() else None,  # nothing to remember without one
+        solicitud=solicitud if captcha_on() else None,  # nothing to remember without one
         retype=retype,
         alert=alert,
         rules=passwords.RULES,
@@ -251,20 +201,6 @@ def password_check():
     return live_password_check(form, form.password.errors)
 
 
-def live_password_check(form, problems: list[str], status: int = 200, message: str = ""):
-    """Render the rules block with each rule met or not, for a password being typed."""
-    return render_template(
-        "accounts/_clave.html",
-        form=form,
-        rules=passwords.RULES,
-        advice=passwords.ADVICE,
-        live=True,
-        met=passwords.rules_met(problems),
-        others=passwords.other_problems(problems),
-        message=message,
-    ), status
-
-
 DOCUMENT_TAKEN = (
     "Este documento ya tiene una cuenta. Si no recuerda su acceso, comuníquese a "
     "nuestro call center (605) 371 4545."
@@ -286,7 +222,7 @@ def register():
     solicitud = request.form.get("solicitud") or None
     if not service.registration_open(solicitud):
         solicitud = None
-        if _captcha_on():
+        if captcha_on():
             if not captchas.solve(request.form.get("captcha_key", ""), form.captcha.data or ""):
                 form.captcha.errors.append(
                     "El texto no coincide con la imagen. Intente con el nuevo."
@@ -325,8 +261,8 @@ def _confirmation(held: dict, ticket: str, spent: str = ""):
             ticket=ticket,
             spent=spent,
             in_dialog=True,
-            captcha_on=_captcha_on(),
-            captcha_key=captchas.new_challenge() if spent and _captcha_on() else None,
+            captcha_on=captcha_on(),
+            captcha_key=captchas.new_challenge() if spent and captcha_on() else None,
         )
         response.headers["HX-Retarget"] = "#confirmacion"
         response.headers["HX-Reswap"] = "innerHTML"
@@ -352,8 +288,8 @@ def _cancel(ticket: str):
         response = render(
             "accounts/confirmar.html",
             "accounts/_cancelado.html",
-            solicitud=solicitud if _captcha_on() else None,
-            captcha_key=captchas.new_challenge() if _captcha_on() and not solicitud else None,
+            solicitud=solicitud if captcha_on() else None,
+            captcha_key=captchas.new_challenge() if captcha_on() and not solicitud else None,
         )
         response.headers["HX-Retarget"] = "#confirmacion"
         response.headers["HX-Reswap"] = "innerHTML"
@@ -365,12 +301,12 @@ def _create(ticket: str):
     """Spend the held registration ("Crear Usuario") and show "Guardado Exitosamente"."""
     held = service.held_registration(ticket)
     try:
-        masked = service.register(ticket, secret=_secret(), base_url=_base_url())
+        masked = service.register(ticket, secret=app_secret(), base_url=base_url())
     except service.RequestSpent as exc:
         if wants_partial():
             return _confirmation({}, "", spent=str(exc))
         return _registration_page(RegistrationForm(formdata=None), 422, alert=str(exc))
-    except service.AccountError as exc:
+    except core_auth.AccountError as exc:
         service.forget_registration(ticket)
         form = _prefilled(held)
         form.numero_documento.errors.append(str(exc))
@@ -393,9 +329,9 @@ def registered():
 
 def _activation_user(token: str):
     try:
-        return service.user_for_activation(token, secret=_secret())
-    except service.AccountError as exc:
-        resend = token if isinstance(exc, service.LinkExpired) else None
+        return service.user_for_activation(token, secret=app_secret())
+    except core_auth.AccountError as exc:
+        resend = token if isinstance(exc, core_auth.LinkExpired) else None
         page = render_template(
             "accounts/enlace_invalido.html", message=str(exc), resend_token=resend
         )
@@ -443,7 +379,7 @@ def _code_page(token: str, user, form=None, sent_to=None, send_error="", status:
 
 
 def _activated(user, message: str):
-    _sign_in(user)
+    sign_in(user)
     flash(message, "ok")
     return see_other(url_for("accounts.home"))
 
@@ -497,7 +433,7 @@ def _grade_quiz(token: str, user):
 def activation_code(token: str):
     """Send a one-time code to the mobile on file, and check it ("No recuerdo mis datos")."""
     user = _activation_user(token)
-    if user.afiliado_id is None:
+    if user.hanna.afiliado_id is None:
         abort(404)
     if user.status == user.BLOCKED:
         return _blocked_page()
@@ -506,14 +442,14 @@ def activation_code(token: str):
     if request.form.get("accion") == "enviar":
         try:
             return _code_page(token, user, sent_to=service.send_code(user))
-        except service.AccountError as exc:
+        except core_auth.AccountError as exc:
             return _code_page(token, user, send_error=str(exc), status=422)
     form = QuizCodeForm()
     if not form.validate():
         return _code_page(token, user, form=form, status=422)
     try:
         result = service.verify_code(user, form.codigo.data)
-    except service.AccountError as exc:
+    except core_auth.AccountError as exc:
         form.codigo.errors.append(str(exc))
         return _code_page(token, user, form=form, status=422)
     if result is service.QuizResult.PASSED:
@@ -522,7 +458,3 @@ def activation_code(token: str):
         return _blocked_page()
     form.codigo.errors.append("El código no es correcto.")
     return _code_page(token, user, form=form, status=422)
-
-
-# Routes of the same blueprint that live in their own modules.
-from blueprints.accounts import qr, recovery  # noqa: E402, F401

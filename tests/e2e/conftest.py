@@ -89,6 +89,9 @@ def smtp():
 # --- the portal: database, gunicorn, worker ---------------------------------
 
 
+STAFF_PASSWORD = "Gestion#Segura2026"
+
+
 @dataclass
 class Portal:
     """A running portal and the back doors a test may use (seed data, mail, SMS)."""
@@ -146,7 +149,7 @@ class Portal:
         with self.db().connection_context():
             return models.Afiliado.create(**data)
 
-    def seed_user(self, password: str | None = None, **over) -> models.User:
+    def seed_user(self, password: str | None = None, **over) -> models.Account:
         """Insert an account directly; with password it can sign in ("!" never matches)."""
         data = dict(
             tipo_documento="CC",
@@ -155,29 +158,49 @@ class Portal:
             celular="3104567890",
             fecha_nacimiento=date(1985, 3, 24),
             password_hash="!",
-            status=models.User.ACTIVE,
+            status=models.Account.ACTIVE,
         )
         data.update(over)
         if password is not None:
             data["password_hash"] = passwords.hash_password(password)
         with self.db().connection_context():
-            return models.User.create(**data)
+            return models.HannaUser.create_account(**data)
+
+    def seed_staff(self, roles=("admin",), totp_secret: str | None = None) -> tuple[str, str]:
+        """Create an active staff account; return its (e-mail, password)."""
+        from blueprints.gestion.service import create_staff
+
+        password = STAFF_PASSWORD
+        email_address = f"funcionario{self.new_document()}@cajacopi.example"
+        with self.db().connection_context():
+            create_staff(
+                email_address, roles, password, nombre="Laura Gestión", totp_secret=totp_secret
+            )
+        return email_address, password
 
     def user_exists(self, email_address: str) -> bool:
         with self.db().connection_context():
-            return models.User.select().where(models.User.email == email_address.lower()).exists()
+            return (
+                models.Account.select()
+                .where(models.Account.email == email_address.lower())
+                .exists()
+            )
 
-    def user(self, email_address: str) -> models.User:
+    def user(self, email_address: str) -> models.Account:
         with self.db().connection_context():
-            return models.User.get(models.User.email == email_address.lower())
+            account = models.Account.get(models.Account.email == email_address.lower())
+            assert account.hanna is not None  # read the profile while connected
+            return account
 
     def open_quiz(self, email_address: str) -> list[dict]:
         """Return the open quiz attempt's questions, right answers included."""
         with self.db().connection_context():
-            user = models.User.get(models.User.email == email_address.lower())
+            user = models.Account.get(models.Account.email == email_address.lower())
             attempt = (
                 models.QuizAttempt.select()
-                .where((models.QuizAttempt.user == user) & models.QuizAttempt.finished_at.is_null())
+                .where(
+                    (models.QuizAttempt.account == user) & models.QuizAttempt.finished_at.is_null()
+                )
                 .order_by(models.QuizAttempt.id.desc())
                 .first()
             )

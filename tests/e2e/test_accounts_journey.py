@@ -266,7 +266,7 @@ def test_affiliate_lookup_quiz_and_activation(page, js, portal, shots):
     afiliado = full_afiliado(portal)
     p = register_affiliate(page, portal, afiliado, js, shots)
     user = portal.user(p.email)
-    assert user.status == "pendiente" and user.afiliado_id == afiliado.id
+    assert user.status == "pendiente" and user.hanna.afiliado_id == afiliado.id
 
     page.goto(portal.activation_link(p.email))
     shot(page, shots, "5-preguntas-inicio", js)
