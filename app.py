@@ -434,9 +434,8 @@ def register_cli(app: Flask) -> None:
 
         unknown = [r for r in roles if r not in Role.__members__.values()]
         if unknown:
-            raise click.BadParameter(
-                f"rol desconocido: {', '.join(unknown)} (use {', '.join(Role)})",
-                param_hint="--role",
+            raise click.ClickException(
+                f"Rol desconocido: {', '.join(unknown)}. Use: {', '.join(Role)}."
             )
         with models.db.connection_context():
             try:

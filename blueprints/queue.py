@@ -53,7 +53,7 @@ from peewee import (
 from werkzeug.wrappers import Response
 from wtforms.validators import Optional, ValidationError
 
-from blueprints.accounts.forms import DateText, SpanishForm
+from blueprints.forms import DateText, SpanishForm
 from blueprints.web import render, see_other, wants_partial
 from core import colombia
 

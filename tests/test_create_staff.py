@@ -93,7 +93,7 @@ def test_with_a_secret_the_account_is_enrolled_and_its_codes_pass(db, runner, cl
 def test_an_unknown_role_is_refused_in_spanish(db, runner):
     result = create(runner, roles=("afiliaciones", "jefe"))
     assert result.exit_code != 0
-    assert "rol desconocido: jefe" in result.output
+    assert "Rol desconocido: jefe." in result.output and "Invalid value" not in result.output
     assert "afiliaciones" in result.output and "admin" in result.output  # the roles it knows
     assert staff_rows() == []
 

@@ -13,11 +13,11 @@ import re
 import time
 
 import pytest
+from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import models
-from blueprints.accounts import forms as account_forms
 from blueprints.accounts import service
 from core.demo import demo_afiliados
 from core.importer import upsert_afiliados
@@ -99,14 +99,20 @@ RAW_BODIES = [
 ]
 
 
+def _form_classes(base: type = FlaskForm) -> list[type]:
+    found = []
+    for sub in base.__subclasses__():
+        found += [sub, *_form_classes(sub)]
+    return found
+
+
 def wtforms_field_names() -> set[str]:
-    """Every field name of every form class of the account journeys."""
+    """Every field name of every form class of the portal (the app has imported them all)."""
     names = set()
-    for value in vars(account_forms).values():
-        if isinstance(value, type) and issubclass(value, account_forms.FlaskForm):
-            for attr in dir(value):
-                if hasattr(getattr(value, attr, None), "field_class"):
-                    names.add(attr)
+    for form in _form_classes():
+        for attr in dir(form):
+            if hasattr(getattr(form, attr, None), "field_class"):
+                names.add(attr)
     return names
 
 

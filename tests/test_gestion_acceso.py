@@ -483,3 +483,16 @@ def test_session_rows_keep_no_plain_token(db, client, now):
     with client.session_transaction() as session:
         sid = session["sid"]
     assert UserSession.get().token_hash == tokens.digest(sid) != sid
+
+
+@pytest.mark.parametrize("path", ["/gestion/ingresar", "/gestion/segundo-factor"])
+def test_a_file_where_text_belongs_is_a_form_error_not_a_500(client, path):
+    """CI's fuzzer found it: a FlaskForm poured the file into the e-mail field (len() of a file)."""
+    import io
+
+    page = client.post(
+        path,
+        data={"email": (io.BytesIO(b"o"), "a.txt"), "code": (io.BytesIO(b"1"), "b.txt")},
+        content_type="multipart/form-data",
+    )
+    assert page.status_code in (302, 303, 422)

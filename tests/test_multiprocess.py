@@ -19,7 +19,7 @@ from core import passwords
 from tests.servers import flask, free_port, gunicorn, stop
 
 POSTGRES = os.environ.get("MULTIPROCESS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = "redis://127.0.0.1:6379/15"  # a database of its own, emptied by the test
+REDIS = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '15')}"  # a database of its own, emptied by the test
 PASSWORD = "Travesia-Luna-42"
 
 

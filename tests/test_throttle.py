@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 
@@ -15,7 +16,7 @@ from core import throttle
 from core.throttle import Purpose
 from models import Message, Throttle
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '15')}"
 EMAIL = "ana.perez@example.com"
 
 

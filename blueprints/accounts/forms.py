@@ -4,69 +4,20 @@ from __future__ import annotations
 
 from datetime import date
 
-import email_validator
-from flask import current_app, request
-from flask_wtf import FlaskForm
-from flask_wtf.form import SUBMIT_METHODS, _Auto
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
+from blueprints.forms import (
+    REQUIRED,
+    DateText,
+    SpanishForm,
+    email_field,
+    normalized,
+)
 from core import colombia, passwords
 from core.clock import utcnow
 from core.colombia import to_bogota
-
-REQUIRED = "Este campo es obligatorio."
-
-
-def normalized(normalize):
-    """Build a validator that stores the normalized value or shows its error."""
-
-    def check(_form, field) -> None:
-        if not field.data:
-            return
-        try:
-            field.data = normalize(field.data)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-
-    return check
-
-
-def _test_domains_allowed() -> bool:
-    """Tell whether reserved test addresses (@….test) are welcome: where the dev mailbox is."""
-    from app import dev_mailbox_allowed  # the app module imports this one
-
-    return dev_mailbox_allowed(current_app)
-
-
-def _email(message: str):
-    """Build WTForms' Email check (no DNS look-up), allowing .test on a development machine."""
-
-    def check(_form, field) -> None:
-        try:
-            email_validator.validate_email(
-                field.data or "",
-                check_deliverability=False,
-                test_environment=_test_domains_allowed(),
-            )
-        except email_validator.EmailNotValidError as exc:
-            raise ValidationError(message) from exc
-
-    return check
-
-
-def email_field(label: str) -> StringField:
-    """An e-mail input with the portal's Spanish message (no DNS look-up)."""
-    return StringField(
-        label,
-        validators=[
-            DataRequired(REQUIRED),
-            Length(max=254),
-            _email("Escriba un correo electrónico válido, como nombre@correo.com."),
-        ],
-    )
-
 
 OLDEST_BIRTH = date(1900, 1, 1)
 
@@ -78,32 +29,6 @@ def _plausible_birth_date(_form, field) -> None:
         raise ValidationError("La fecha no puede ser posterior a hoy: revise el año.")
     if field.data < OLDEST_BIRTH:
         raise ValidationError("Revise el año: la fecha es anterior a 1900.")
-
-
-class SpanishForm(FlaskForm):
-    """A form whose built-in messages (choices, lengths) are WTForms' Spanish ones."""
-
-    class Meta:
-        locales = ("es",)
-
-        def wrap_formdata(self, form, formdata):
-            # Only the text parts of an HTML form: Flask-WTF would also pour file
-            # parts and JSON values into text fields, where validators meet a
-            # FileStorage or a list and fail with a 500. No form here takes files.
-            if formdata is not _Auto:
-                return formdata
-            if request.method in SUBMIT_METHODS and request.form:
-                return request.form
-            return None
-
-
-class DateText(StringField):
-    """A dd/mm/aaaa text input whose parsed value is a date."""
-
-    def _value(self) -> str:
-        if self.data and not isinstance(self.data, str):
-            return colombia.format_date(self.data)
-        return super()._value()
 
 
 class LookupForm(SpanishForm):

@@ -14,8 +14,8 @@ from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, 
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from blueprints.accounts.forms import REQUIRED, normalized
 from blueprints.aplicaciones import service
+from blueprints.forms import REQUIRED, normalized
 from core import colombia
 
 FILE_FIELD = "soporte"

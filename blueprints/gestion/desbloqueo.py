@@ -8,8 +8,8 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from blueprints.accounts.forms import REQUIRED, SpanishForm
 from blueprints.auth import require
+from blueprints.forms import REQUIRED, SpanishForm
 from blueprints.gestion import bp
 from blueprints.gestion import service as gestion
 from blueprints.queue import FilterForm, page_from_request, render_queue

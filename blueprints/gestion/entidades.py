@@ -9,8 +9,8 @@ from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, StopValidation
 
-from blueprints.accounts.forms import SpanishForm
 from blueprints.auth import current_account, require
+from blueprints.forms import SpanishForm
 from blueprints.gestion import bp
 from blueprints.queue import FilterForm, page_from_request, render_queue
 from blueprints.web import render, see_other

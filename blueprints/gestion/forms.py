@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from blueprints.accounts.forms import REQUIRED, email_field
+from blueprints.forms import REQUIRED, SpanishForm
 
 
-class StaffLoginForm(FlaskForm):
-    email = email_field("Correo electrónico")
+class StaffLoginForm(SpanishForm):
+    # As at Hanna's login: any text; the account look-up is the check (spaces are trimmed).
+    email = StringField("Correo electrónico", validators=[DataRequired(REQUIRED), Length(max=254)])
     password = PasswordField("Contraseña", validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
-class CodeForm(FlaskForm):
+class CodeForm(SpanishForm):
     code = StringField(
         "Código de verificación",
         validators=[DataRequired(REQUIRED), Length(max=32, message="Código no válido.")],

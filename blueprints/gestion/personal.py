@@ -14,8 +14,8 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.accounts import live_password_check
-from blueprints.accounts.forms import REQUIRED, SpanishForm, email_field
 from blueprints.auth import require, sign_in
+from blueprints.forms import REQUIRED, SpanishForm, email_field
 from blueprints.gestion import bp
 from blueprints.gestion import personal_service as staff
 from blueprints.gestion.personal_service import Problem, StaffProblem

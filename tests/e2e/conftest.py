@@ -42,7 +42,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 AXE = ROOT / ".cache" / "axe" / "package" / "axe.min.js"
-SHOTS = Path("/tmp/e2e-shots")
+# Two suites may run at once (CI: SQLite and PostgreSQL): each keeps its own screenshots.
+SHOTS = Path(os.environ.get("E2E_SHOTS", "/tmp/e2e-shots"))
 SECRET = "e2e-" + uuid.uuid4().hex
 
 
