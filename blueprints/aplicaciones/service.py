@@ -59,32 +59,28 @@ class SolicitudError(Exception):
     """A request could not go ahead; the subclass says why."""
 
 
-class AlreadyPending(SolicitudError):
+class _AboutRequest(SolicitudError):
+    """An outcome that names the request it is about (the view shows or links it)."""
+
+    def __init__(self, solicitud: SolicitudAplicacion) -> None:
+        super().__init__(type(self).__name__)
+        self.solicitud = solicitud
+
+
+class AlreadyPending(_AboutRequest):
     """The user already has a request for this application waiting for a decision."""
 
-    def __init__(self, solicitud: SolicitudAplicacion) -> None:
-        super().__init__("pending")
-        self.solicitud = solicitud
 
-
-class DuplicateSubmit(SolicitudError):
+class DuplicateSubmit(_AboutRequest):
     """This form was already sent (a double click, a retried POST): here is its request."""
-
-    def __init__(self, solicitud: SolicitudAplicacion) -> None:
-        super().__init__("duplicate")
-        self.solicitud = solicitud
 
 
 class StaleForm(SolicitudError):
     """The form's key belongs to another account's request: the form must be shown again."""
 
 
-class AlreadyDecided(SolicitudError):
+class AlreadyDecided(_AboutRequest):
     """Someone decided this request first."""
-
-    def __init__(self, solicitud: SolicitudAplicacion) -> None:
-        super().__init__("decided")
-        self.solicitud = solicitud
 
 
 class InvalidChoice(SolicitudError):
