@@ -16,8 +16,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from peewee import SQL
-
 import models
 from core.clock import utcnow
 from core.colombia import BOGOTA
@@ -73,14 +71,6 @@ SECRET_WORDS = frozenset(
     }
 )
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of search results, newest first; ``next_after_id`` is None on the last."""
-
-    rows: list[dict]
-    next_after_id: int | None
 
 
 def is_secret(key: str) -> bool:
@@ -189,12 +179,16 @@ def search_query(
     target: str | tuple[str, int] | None = None,
     since: datetime | date | None = None,
     until: datetime | date | None = None,
-    after_id: int | None = None,
-    limit: int = 50,
 ):
-    """Build the search of ``search()`` (tests EXPLAIN it)."""
+    """Build the filters of an audit search; blueprints.queue orders and pages it on (at, id).
+
+    ``target`` is a target type ("usuario") or a (type, id) pair. ``since`` and
+    ``until`` take naive-UTC datetimes (since included, until excluded) or dates,
+    read as Bogotá calendar days, both included. Every filter is the front of an
+    index that ends in (at, id), so a page is read in order from it.
+    """
     event = models.AuditEvent
-    query = event.select().order_by(event.at.desc(), event.id.desc()).limit(limit + 1)
+    query = event.select()
     if actor_id is not None:
         query = query.where(event.actor_id == actor_id)
     if action is not None:
@@ -211,33 +205,4 @@ def search_query(
         if not isinstance(until, datetime):
             until = until + timedelta(days=1)  # a day is included whole
         query = query.where(event.at < _instant(until))
-    if after_id is not None:
-        cursor = event.select(event.at).where(event.id == after_id).scalar()
-        if cursor is None:
-            return query.where(SQL("1 = 0"))
-        # at <= c first: the index reads a range; the OR only breaks ties.
-        query = query.where((event.at <= cursor) & ((event.at < cursor) | (event.id < after_id)))
     return query
-
-
-def search(
-    actor_id: int | None = None,
-    action: Action | str | None = None,
-    target: str | tuple[str, int] | None = None,
-    since: datetime | date | None = None,
-    until: datetime | date | None = None,
-    after_id: int | None = None,
-    limit: int = 50,
-) -> Page:
-    """Return one page of audit rows, newest first, filtered by what is given.
-
-    ``target`` is a target type ("usuario") or a (type, id) pair. ``since`` and
-    ``until`` take naive-UTC datetimes (since included, until excluded) or dates,
-    read as Bogotá calendar days, both included. Pass the page's
-    ``next_after_id`` as ``after_id`` for the next page.
-    """
-    query = search_query(actor_id, action, target, since, until, after_id, limit)
-    rows = list(query.dicts())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, rows[-1]["id"] if more else None)

@@ -10,6 +10,7 @@ import pytest
 from peewee import DatabaseError, chunked
 
 import models
+from blueprints import queue
 from core import audit
 from core import db as dbmod
 from core.audit import Action, Actor
@@ -247,14 +248,24 @@ def sample(db):
     return [r.id for r in AuditEvent.select().order_by(AuditEvent.id)]
 
 
+ORDER = (AuditEvent.at, AuditEvent.id)
+
+
+def _search(per_page: int = 50, cursor: str | None = None, **filters):
+    """One page of the audit search as the back office reads it (blueprints.queue)."""
+    return queue.paginate(
+        audit.search_query(**filters), order=ORDER, per_page=per_page, cursor=cursor, count=False
+    )
+
+
 def _ids(page):
     return [r["id"] for r in page.rows]
 
 
 def test_search_returns_dicts_newest_first(sample):
-    page = audit.search()
+    page = _search()
     assert _ids(page) == sample[::-1]
-    assert page.next_after_id is None
+    assert not page.has_more
     assert page.rows[0]["action"] == "usuario.activar" and "actor_label" in page.rows[0]
 
 
@@ -274,7 +285,7 @@ def test_search_returns_dicts_newest_first(sample):
     ],
 )
 def test_search_by_each_filter(sample, filters, positions):
-    assert _ids(audit.search(**filters)) == [sample[p] for p in positions]
+    assert _ids(_search(**filters)) == [sample[p] for p in positions]
 
 
 def test_search_dates_are_whole_bogota_days(db):
@@ -282,36 +293,32 @@ def test_search_dates_are_whole_bogota_days(db):
     _insert([(datetime(2026, 3, 11, 4, 30), 7, "a", "staff.crear", "staff", 1)])
     _insert([(datetime(2026, 3, 11, 5, 30), 7, "a", "staff.crear", "staff", 2)])
     day = date(2026, 3, 10)
-    assert [r["target_id"] for r in audit.search(since=day, until=day).rows] == [1]
-    assert [r["target_id"] for r in audit.search(since=date(2026, 3, 11)).rows] == [2]
+    assert [r["target_id"] for r in _search(since=day, until=day).rows] == [1]
+    assert [r["target_id"] for r in _search(since=date(2026, 3, 11)).rows] == [2]
 
 
 def test_search_pages_with_a_keyset(sample):
-    first = audit.search(limit=4)
-    assert _ids(first) == sample[:1:-1] and first.next_after_id == sample[2]
-    second = audit.search(limit=4, after_id=first.next_after_id)
-    assert _ids(second) == [sample[1], sample[0]] and second.next_after_id is None
+    first = _search(per_page=4)
+    assert _ids(first) == sample[:1:-1] and first.has_more
+    second = _search(per_page=4, cursor=first.next_cursor)
+    assert _ids(second) == [sample[1], sample[0]] and not second.has_more
 
 
 def test_keyset_breaks_ties_on_the_same_instant_by_id(db):
     _insert([(T0, 7, "a", "staff.crear", "staff", n) for n in range(5)])
-    seen, after = [], None
+    seen, cursor = [], None
     while True:
-        page = audit.search(limit=2, after_id=after)
+        page = _search(per_page=2, cursor=cursor)
         seen += _ids(page)
-        if page.next_after_id is None:
+        if not page.has_more:
             break
-        after = page.next_after_id
+        cursor = page.next_cursor
     assert seen == sorted(seen, reverse=True) and len(seen) == 5
 
 
-def test_exactly_limit_rows_has_no_next_page(sample):
-    assert audit.search(limit=6).next_after_id is None
-    assert audit.search(limit=5).next_after_id == sample[1]
-
-
-def test_after_an_unknown_id_is_an_empty_page(sample):
-    assert audit.search(after_id=10**9) == audit.Page([], None)
+def test_exactly_per_page_rows_has_no_next_page(sample):
+    assert not _search(per_page=6).has_more
+    assert _search(per_page=5).has_more
 
 
 # --- 100,000 rows: every search reads an index ----------------------------------
@@ -324,7 +331,7 @@ SEARCHES = {
     "target type": dict(target="solicitud"),
     "date range": dict(since=date(2026, 2, 1), until=date(2026, 2, 7)),
     "actor and range": dict(actor_id=17, since=date(2026, 2, 1), until=date(2026, 4, 1)),
-    "action, next page": dict(action=Action.STAFF_CREAR, after_id=50_000),
+    "action, next page": dict(action=Action.STAFF_CREAR),  # started after row 50 000
     "everything, newest": dict(),
 }
 # A type alone is a third of the table: the planner may walk the (at, id) index
@@ -362,7 +369,12 @@ def _plan(db, query) -> str:
 def test_every_search_uses_an_index_with_100k_rows(bulk):
     assert AuditEvent.select().count() == 100_000
     for name, filters in SEARCHES.items():
-        plan = _plan(bulk, audit.search_query(**filters))
+        query = audit.search_query(**filters)
+        after = None
+        if name == "action, next page":
+            middle = AuditEvent.get_by_id(50_000)
+            after = (middle.at, middle.id)
+        plan = _plan(bulk, queue.keyset(query, ORDER, after=after))
         if dbmod.is_sqlite(bulk):
             reads = [line for line in plan.splitlines() if line.startswith(("SCAN", "SEARCH"))]
             assert reads and all("INDEX" in line for line in reads), (name, plan)
@@ -372,5 +384,4 @@ def test_every_search_uses_an_index_with_100k_rows(bulk):
             assert "Seq Scan" not in plan and "Index" in plan, (name, plan)
         if name != "target type":
             assert "TEMP B-TREE" not in plan and "Sort" not in plan, (name, plan)
-        page = audit.search(**filters)
-        assert len(page.rows) <= 50
+        assert len(_search(**filters).rows) <= 50
