@@ -55,6 +55,11 @@ ENV_DEFAULTS = {
     "PROXY_HOPS": "0",
     "DEV_MAILBOX": "false",
     "OUTBOX_BODY_RETENTION_HOURS": "48",
+    # Convenio look-ups (H6): per operator and per entity, per minute and per 24 h.
+    "CONVENIOS_LOOKUPS_USER_MINUTE": "10",
+    "CONVENIOS_LOOKUPS_USER_DAY": "300",
+    "CONVENIOS_LOOKUPS_ENTITY_MINUTE": "40",
+    "CONVENIOS_LOOKUPS_ENTITY_DAY": "3000",
 }
 
 
@@ -89,6 +94,10 @@ def load_config(app: Flask) -> None:
         PROXY_HOPS=int(env["PROXY_HOPS"]),
         DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
         OUTBOX_BODY_RETENTION_HOURS=int(env["OUTBOX_BODY_RETENTION_HOURS"]),
+        CONVENIOS_LOOKUPS_USER_MINUTE=int(env["CONVENIOS_LOOKUPS_USER_MINUTE"]),
+        CONVENIOS_LOOKUPS_USER_DAY=int(env["CONVENIOS_LOOKUPS_USER_DAY"]),
+        CONVENIOS_LOOKUPS_ENTITY_MINUTE=int(env["CONVENIOS_LOOKUPS_ENTITY_MINUTE"]),
+        CONVENIOS_LOOKUPS_ENTITY_DAY=int(env["CONVENIOS_LOOKUPS_ENTITY_DAY"]),
         PASSWORD_HASH=dict(time_cost=2, memory_cost=19456, parallelism=1),
         # Over HTTPS the __Host- prefix makes the browser refuse a cookie set
         # by a sub-domain or without Secure (no session fixation from outside).
@@ -179,7 +188,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     throttle.configure(app.config["REDIS_URL"])
     login_manager.init_app(app)
 
-    from blueprints import accounts, aplicaciones, auth, gestion, security
+    from blueprints import accounts, aplicaciones, auth, convenios, gestion, security
     from blueprints.public import views as public
 
     security.init_app(app)
@@ -188,6 +197,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(accounts.bp)
     app.register_blueprint(gestion.bp)
     app.register_blueprint(aplicaciones.bp)
+    app.register_blueprint(convenios.bp)
     if dev_mailbox_allowed(app):
         from blueprints.dev import views as dev
 

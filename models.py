@@ -269,6 +269,31 @@ class PendingRegistration(BaseModel):
     expires_at = DateTimeField(index=True)
 
 
+class Entidad(BaseModel):
+    """A partner entity with a convenio (gym, school, shop), from the Caja's data (SPEC S2)."""
+
+    ACTIVA, INACTIVA = "ACTIVA", "INACTIVA"
+
+    nit = CharField(max_length=15, unique=True)  # digits with the DIAN check digit
+    nombre = CharField(max_length=160)
+    estado = CharField(max_length=10, default=ACTIVA)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Sede(BaseModel):
+    """One front desk of an entity: the place a use of the convenio is recorded at."""
+
+    entidad = ForeignKeyField(Entidad, backref="sedes", on_delete="CASCADE")
+    codigo = CharField(max_length=20)  # the Caja's code, unique within the entity
+    nombre = CharField(max_length=120)
+    municipio = CharField(max_length=5, default="")  # DIVIPOLA code
+    direccion = CharField(max_length=160, default="")
+    activa = BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("entidad", "codigo"), True),)
+
+
 class UserSession(BaseModel):
     """A signed-in browser; the cookie holds the token whose hash is stored here."""
 
@@ -289,6 +314,9 @@ class UserSession(BaseModel):
     user_agent = CharField(max_length=200, default="")
     ended_at = DateTimeField(null=True, index=True)
     end_reason = CharField(max_length=20, null=True)
+    # The sede this session works for in Convenios (H6), chosen once per session;
+    # cleared when the access is revoked, which ends the session's Convenios work.
+    convenio_sede = ForeignKeyField(Sede, null=True, on_delete="SET NULL")
 
 
 class LoginDevice(BaseModel):
@@ -483,31 +511,6 @@ class AuditEvent(BaseModel):
         raise TypeError("audit_event is append-only: a row is never deleted")
 
 
-class Entidad(BaseModel):
-    """A partner entity with a convenio (gym, school, shop), from the Caja's data (SPEC S2)."""
-
-    ACTIVA, INACTIVA = "ACTIVA", "INACTIVA"
-
-    nit = CharField(max_length=15, unique=True)  # digits with the DIAN check digit
-    nombre = CharField(max_length=160)
-    estado = CharField(max_length=10, default=ACTIVA)
-    updated_at = DateTimeField(default=utcnow)
-
-
-class Sede(BaseModel):
-    """One front desk of an entity: the place a use of the convenio is recorded at."""
-
-    entidad = ForeignKeyField(Entidad, backref="sedes", on_delete="CASCADE")
-    codigo = CharField(max_length=20)  # the Caja's code, unique within the entity
-    nombre = CharField(max_length=120)
-    municipio = CharField(max_length=5, default="")  # DIVIPOLA code
-    direccion = CharField(max_length=160, default="")
-    activa = BooleanField(default=True)
-
-    class Meta:
-        indexes = ((("entidad", "codigo"), True),)
-
-
 class SolicitudAplicacion(BaseModel):
     """A Hanna user's request for an application (H4), and staff's decision on it."""
 
@@ -542,7 +545,8 @@ class Acceso(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("account", "aplicacion"), True),)
+        # The second: the staff's list of grants of one application, newest first.
+        indexes = ((("account", "aplicacion"), True), (("aplicacion", "created_at", "id"), False))
 
 
 class AccesoSede(BaseModel):
@@ -555,6 +559,77 @@ class AccesoSede(BaseModel):
         indexes = ((("acceso", "sede"), True),)
 
 
+class ConsultaConvenio(BaseModel):
+    """One look-up at a convenio front desk (H6): who asked, where, for which document, and what they saw.
+
+    Append-only: the Caja answers "who consulted this cédula" from it (habeas
+    data). The worker's data is kept as shown then, so the partner's report
+    says what the desk saw, even after the Caja's data changes.
+    """
+
+    # resultado: what the look-up found; only ACTIVO gives the benefit.
+    ACTIVO = "activo"
+    NO_AFILIADO = "no_afiliado"
+    AFILIADO_INACTIVO = "afiliado_inactivo"
+    EMPRESA_INACTIVA = "empresa_inactiva"
+    LIMITE = "limite"  # refused by a quota: nothing was looked up or shown
+
+    account = ForeignKeyField(Account)  # the operator
+    entidad = ForeignKeyField(Entidad)
+    sede = ForeignKeyField(Sede)
+    numero_documento = CharField(max_length=20)  # as asked (digits only)
+    resultado = CharField(max_length=20)
+    nombre = CharField(max_length=250, default="")  # as shown
+    estado_afiliado = CharField(max_length=20, default="")
+    tarifa = CharField(max_length=1, default="")
+    empresa_estado = CharField(max_length=20, default="")
+    # Random, in the "Reportar Uso" form: the idempotency key of that one use.
+    clave = CharField(max_length=32, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        append_only = True
+        indexes = (
+            (("sede", "created_at", "id"), False),
+            (("entidad", "created_at", "id"), False),
+            (("numero_documento", "created_at", "id"), False),
+            (("account", "created_at", "id"), False),
+            (("created_at", "id"), False),
+        )
+
+    @property
+    def beneficio(self) -> bool:
+        return self.resultado == self.ACTIVO
+
+    def save(self, *args, **kwargs):
+        if self._pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("ConsultaConvenio is append-only")
+        return super().save(*args, **kwargs)
+
+
+class UsoConvenio(BaseModel):
+    """A use of the convenio reported at a desk ("Reportar Uso"): at most one per look-up."""
+
+    consulta = ForeignKeyField(ConsultaConvenio, unique=True)  # the idempotency: one use a look-up
+    numero = CharField(max_length=12, unique=True)  # the receipt's number, random
+    account = ForeignKeyField(Account)
+    entidad = ForeignKeyField(Entidad)
+    sede = ForeignKeyField(Sede)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        append_only = True
+        indexes = (
+            (("sede", "created_at", "id"), False),
+            (("entidad", "created_at", "id"), False),
+        )
+
+    def save(self, *args, **kwargs):
+        if self._pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("UsoConvenio is append-only")
+        return super().save(*args, **kwargs)
+
+
 MODELS = [
     Afiliado,
     Account,
@@ -563,6 +638,8 @@ MODELS = [
     StaffRole,
     RecoveryCode,
     PendingRegistration,
+    Entidad,
+    Sede,
     UserSession,
     LoginDevice,
     QuizBank,
@@ -574,10 +651,10 @@ MODELS = [
     Message,
     Attachment,
     AuditEvent,
-    Entidad,
-    Sede,
     SolicitudAplicacion,
     Acceso,
     AccesoSede,
+    ConsultaConvenio,
+    UsoConvenio,
     SchemaVersion,
 ]

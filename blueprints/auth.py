@@ -250,6 +250,8 @@ def init_app(app: Flask) -> None:
             g.session_end_reason = check.end_reason or ""
             session.clear()
         g.second_factor = check.second_factor
+        g.session_id = check.session_id
+        g.convenio_sede_id = check.convenio_sede_id
         # A stale cookie keeps its session: the change's own answer carries the new id.
         return check.user
 

@@ -39,6 +39,10 @@ class Action(enum.StrEnum):
     ENTIDAD_EDITAR = "entidad.editar"
     SEDE_CREAR = "sede.crear"
     SEDE_EDITAR = "sede.editar"
+    CONVENIO_ACCESO_RETIRAR = "convenio.acceso.retirar"
+    # A staff search of the Convenios look-up log that names a cédula: who looked
+    # at whose look-ups is itself personal data (habeas data).
+    CONVENIO_CONSULTAS_BUSCAR = "convenio.consultas.buscar"
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,8 @@ class SessionCheck:
     end_reason: str | None = None
     stale: bool = False
     second_factor: bool = False  # the live session passed the second factor
+    session_id: int | None = None  # the live session's row
+    convenio_sede_id: int | None = None  # the sede it works for in Convenios
 
 
 def resolve_session(user_token: str, token: str, *, absolute: timedelta) -> SessionCheck:
@@ -327,7 +329,12 @@ def resolve_session(user_token: str, token: str, *, absolute: timedelta) -> Sess
     else:
         if now - row.last_seen > SESSION_TOUCH:
             UserSession.update(last_seen=now).where(UserSession.id == row.id).execute()
-        return SessionCheck(user=row.account, second_factor=row.second_factor_at is not None)
+        return SessionCheck(
+            user=row.account,
+            second_factor=row.second_factor_at is not None,
+            session_id=row.id,
+            convenio_sede_id=row.convenio_sede_id,
+        )
     end_session(token, reason)
     return SessionCheck(end_reason=reason)
 

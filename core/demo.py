@@ -13,6 +13,10 @@ Fixed records, for walking the journeys by hand (README):
 - Afiliado CC 1000000003, LUISA FERNANDA MARTÍNEZ RUIZ, with the active account
   afiliada@hanna.test / Hanna2026Demo.
 - Non-affiliate account juan.torres@hanna.test / Hanna2026Demo (CC 1000000099).
+- Convenios (H6): the front desk convenio@hanna.test / Hanna2026Demo at two sedes
+  of Gimnasio Brío Caribe, with a year of look-ups and uses (core.convenios_demo),
+  and one affiliate for every case the manual names, CC 1000000010–1000000015
+  (FIXED_PURPOSE says which); CC 1000000020 is not in the data (no afiliado).
 """
 
 from __future__ import annotations
@@ -25,20 +29,19 @@ from faker import Faker
 from stdnum.co import nit as stdnum_nit
 
 import models
+from core import convenios_demo
 from core.clock import utcnow
 from core.convenios_data import load_demo_convenios
 from core.importer import COLUMNS, upsert_afiliados
 from core.passwords import hash_password
 from models import (
-    Acceso,
-    AccesoSede,
     Account,
     Afiliado,
-    Entidad,
+    ConsultaConvenio,
     HannaUser,
-    Sede,
     StaffMember,
     StaffRole,
+    UsoConvenio,
 )
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "FIXED_AFILIADOS",
     "FIXED_USERS",
     "JOB_TITLES",
+    "NO_AFILIADO",
     "PROFESSIONS",
     "demo_afiliados",
     "demo_companies",
@@ -229,12 +233,95 @@ FIXED_AFILIADOS: tuple[dict, ...] = (
         fecha_ingreso_empresa=date(2019, 7, 15),
         profesion="Psicólogo",
     ),
+    # Convenios (H6): one person for every case of the manual. The employers in
+    # arrears and inactive are theirs alone (demo_companies leaves them out).
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000010",
+        primer_nombre="JORGE",
+        segundo_nombre="ELIÉCER",
+        primer_apellido="MANJARRÉS",
+        segundo_apellido="OROZCO",
+        celular="3005550110",
+        estado="ACTIVO",
+        categoria="A",
+        empresa_nit=_nit(900514237),
+        empresa_nombre="Comercializadora Andina S.A.S.",
+        empresa_estado="ACTIVA",
+    ),
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000011",
+        primer_nombre="DIANA",
+        segundo_nombre="PATRICIA",
+        primer_apellido="CASTRO",
+        segundo_apellido="VILLA",
+        celular="3015550111",
+        estado="ACTIVO",
+        categoria="C",
+    ),
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000012",
+        primer_nombre="RAFAEL",
+        primer_apellido="DE LA HOZ",
+        segundo_apellido="MEJÍA",
+        estado="INACTIVO",
+        categoria="B",
+        empresa_nit=_nit(830047519),
+        empresa_nombre="Inversiones del Norte Ltda.",
+        empresa_estado="ACTIVA",
+    ),
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000013",
+        primer_nombre="YOLANDA",
+        primer_apellido="PADILLA",
+        segundo_apellido="SUÁREZ",
+        estado="RETIRADO",
+        categoria="A",
+    ),
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000014",
+        primer_nombre="ÉDGAR",
+        segundo_nombre="ALONSO",
+        primer_apellido="BARRIOS",
+        segundo_apellido="NIEBLES",
+        celular="3115550114",
+        estado="ACTIVO",
+        categoria="B",
+        empresa_nit=_nit(902345671),
+        empresa_nombre="Transportes del Magdalena S.A.S.",
+        empresa_estado="MORA",
+    ),
+    _afiliado(
+        tipo_documento="CC",
+        numero_documento="1000000015",
+        primer_nombre="KAREN",
+        segundo_nombre="JULIETH",
+        primer_apellido="OSPINA",
+        segundo_apellido="ROMERO",
+        estado="ACTIVO",
+        categoria="A",
+        empresa_nit=_nit(902765439),
+        empresa_nombre="Construcciones El Prado Ltda.",
+        empresa_estado="INACTIVA",
+    ),
 )
 FIXED_PURPOSE = {
     "1000000001": "Crear cuenta y responder las preguntas de activación (datos completos).",
     "1000000002": "Crear cuenta con datos escasos: activación con código por SMS.",
     "1000000003": "Afiliada con cuenta activa (afiliada@hanna.test).",
+    "1000000010": "Convenios: trabajador ACTIVO, Tarifa A (con beneficio: Reportar Uso).",
+    "1000000011": "Convenios: independiente ACTIVA sin empresa, Tarifa C (con beneficio).",
+    "1000000012": "Convenios: afiliado INACTIVO (sin beneficio, Tarifa D).",
+    "1000000013": "Convenios: afiliada RETIRADA (sin beneficio, Tarifa D).",
+    "1000000014": "Convenios: trabajador ACTIVO de una empresa en MORA (sin beneficio, Tarifa D).",
+    "1000000015": "Convenios: trabajadora ACTIVA de una empresa INACTIVA (sin beneficio, Tarifa D).",
 }
+# A cédula in the reserved range that is in no demo data: the desk's "no afiliado".
+NO_AFILIADO = "1000000020"
 
 FIXED_USERS: tuple[dict, ...] = (
     {
@@ -338,12 +425,20 @@ def _ascii(text: str) -> str:
 def demo_companies(seed: int = DEFAULT_SEED) -> list[tuple[str, str]]:
     """Return (nit, name) employers, named from the quiz's company words."""
     rng = random.Random(f"companies-{seed}")
-    # The fixed records' employers are among them: many people work there too.
-    fixed = [(r["empresa_nit"], r["empresa_nombre"]) for r in FIXED_AFILIADOS if r["empresa_nit"]]
+    # The fixed records' active employers are among them: many people work there
+    # too. The one in arrears and the inactive one stay the fixed records' alone.
+    fixed = list(
+        dict.fromkeys(
+            (r["empresa_nit"], r["empresa_nombre"])
+            for r in FIXED_AFILIADOS
+            if r["empresa_nit"] and r["empresa_estado"] == "ACTIVA"
+        )
+    )
     names = [name for _, name in fixed]
+    others = {r["empresa_nombre"] for r in FIXED_AFILIADOS} - set(names)
     while len(names) < COMPANIES:
         name = " ".join(rng.choice(words) for words in COMPANY_WORDS)
-        if name not in names:
+        if name not in names and name not in others:
             names.append(name)
     bases = rng.sample(range(800_000_000, 901_999_999), COMPANIES - len(fixed))
     return fixed + [(_nit(b), name) for b, name in zip(bases, names[len(fixed) :], strict=True)]
@@ -484,17 +579,25 @@ def _upsert_staff(spec: dict, password_hash: str, now) -> bool:
     return created
 
 
-def _grant_demo_convenio() -> None:
-    """Give the demo front-desk user CONVENIOS for the first demo entity and all its sedes."""
-    user = Account.by_email(CONVENIO_USER["email"])
-    entidad = Entidad.select().where(Entidad.estado == Entidad.ACTIVA).order_by(Entidad.id).first()
-    if user is None or entidad is None:
-        return
-    acceso = Acceso.get_or_none((Acceso.account == user) & (Acceso.aplicacion == "convenios"))
-    if acceso is None:
-        acceso = Acceso.create(account=user, aplicacion="convenios", entidad=entidad)
-    for sede in Sede.select().where((Sede.entidad == entidad) & Sede.activa):
-        AccesoSede.insert(acceso=acceso, sede=sede).on_conflict_ignore().execute()
+def _load_convenio_demo(rows: list[dict], seed: int) -> dict:
+    """Grant the demo desk its two sedes and write its year of look-ups (once); count them."""
+    user = Account.by_email(CONVENIO_USER["email"])  # upserted just before
+    sedes = convenios_demo.grant_demo_user(user)
+    reserved = {str(n) for n in _RESERVED_CC}
+    # The fixed records are for trying by hand: no history of theirs in the look-up log.
+    population = [r for r in rows if r["numero_documento"] not in reserved]
+    taken = {r["numero_documento"] for r in rows} | reserved
+    consultas, usos = convenios_demo.load_history(user, sedes, population, taken, seed)
+    return {
+        "email": user.email,
+        "entidad": sedes[0].entidad.nombre if sedes else "",
+        "sedes": [f"{s.codigo} {s.nombre}" for s in sedes],
+        "no_afiliado": NO_AFILIADO,
+        "consultas_created": consultas,
+        "usos_created": usos,
+        "consultas": ConsultaConvenio.select().where(ConsultaConvenio.account == user).count(),
+        "usos": UsoConvenio.select().where(UsoConvenio.account == user).count(),
+    }
 
 
 def load_demo(seed: int = DEFAULT_SEED) -> dict:
@@ -511,7 +614,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
             _upsert_user(spec, h, now) for spec, h in zip(users, hashes, strict=True)
         )
         sedes = load_demo_convenios()
-        _grant_demo_convenio()
+        convenio = _load_convenio_demo(rows, seed)
         staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
     fixed = [
         {
@@ -546,6 +649,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
         "users_created": users_created,
         "users_updated": len(users) - users_created,
         "sedes": sedes,
+        "convenio": convenio,
         "staff": [
             {"email": s["email"], "role": s["role"], "totp_secret": s["totp_secret"]}
             for s in FIXED_STAFF
@@ -577,6 +681,17 @@ def summary_lines(result: dict) -> list[str]:
     for c in result["credentials"]:
         lines.append(f"  {c['email']} / {c['password']}: {c['purpose']}")
     lines.append(f"Entidades en convenio: {result['sedes']} sedes de demostración.")
+    convenio = result["convenio"]
+    lines.append(
+        f"Convenios: {convenio['email']} atiende en {convenio['entidad']} "
+        f"({', '.join(convenio['sedes'])}); su historial: {convenio['consultas']} consultas "
+        f"y {convenio['usos']} usos ({convenio['consultas_created']} y "
+        f"{convenio['usos_created']} nuevos)."
+    )
+    lines.append(
+        f"  CC {convenio['no_afiliado']}: no afiliado (Tarifa D, sin beneficio). "
+        "Cada estado del afiliado: CC 1000000010 a 1000000015 (arriba)."
+    )
     lines.append(f"Funcionarios (Gestión, /gestion/ingresar, contraseña {DEMO_PASSWORD}):")
     for s in result["staff"]:
         lines.append(f"  {s['email']} ({s['role']}), secreto TOTP {s['totp_secret']}")

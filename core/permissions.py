@@ -58,6 +58,8 @@ class Action(enum.StrEnum):
     MANAGE_STAFF = "personal.gestionar"
     MANAGE_ENTITIES = "entidades.gestionar"
     SEARCH_AUDIT = "auditoria.consultar"
+    MANAGE_CONVENIO_ACCESS = "convenios.accesos"  # who is granted CONVENIOS; revoke a grant
+    SEARCH_CONVENIO_LOOKUPS = "convenios.consultas"  # the look-up log (habeas data)
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,11 @@ RULES: dict[Action, Rule] = {
     Action.UNBLOCK_USERS: Rule(_STAFF, frozenset({Role.AFILIACIONES})),
     Action.DECIDE_REQUESTS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
     Action.MANAGE_STAFF: Rule(_STAFF, frozenset({Role.ADMIN})),
-    Action.MANAGE_ENTITIES: Rule(_STAFF, frozenset({Role.ADMIN})),
+    # The convenios team looks after the entities and their sedes as well.
+    Action.MANAGE_ENTITIES: Rule(_STAFF, frozenset({Role.ADMIN, Role.CONVENIOS})),
     Action.SEARCH_AUDIT: Rule(_STAFF, frozenset({Role.ADMIN})),
+    Action.MANAGE_CONVENIO_ACCESS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
+    Action.SEARCH_CONVENIO_LOOKUPS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
 }
 
 

@@ -41,10 +41,12 @@ PURGE_EVERY = 64  # on average one call in this many deletes the expired rows
 # whose EXPIRE was lost): atomic, since Redis runs a script as one step.
 _QUOTA_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+local left = redis.call('PTTL', KEYS[1])
+if n == 1 or left < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
 end
-return n
+return {n, left}
 """
 
 
@@ -54,6 +56,11 @@ class Purpose(StrEnum):
     RESET_MAIL = "reset_mail"  # a password-reset mail (or its "no account" note) per address
     ACTIVATION_MAIL = "activation_mail"  # an activation mail per address
     SECOND_FACTOR = "second_factor"  # wrong second-factor codes per staff account
+    # Convenio look-ups (H6): a burst and a daily budget per operator and per entity.
+    CONVENIO_USER_BURST = "convenio_user_burst"
+    CONVENIO_USER_DAY = "convenio_user_day"
+    CONVENIO_ENTITY_BURST = "convenio_entity_burst"
+    CONVENIO_ENTITY_DAY = "convenio_entity_day"
 
 
 _redis = None  # a redis.Redis client when configured
@@ -89,13 +96,26 @@ def cooldown(purpose: Purpose, key: str, seconds: int) -> int:
 
 def quota(purpose: Purpose, key: str, limit: int, window_seconds: int) -> bool:
     """Spend one of limit uses of key in the current window; False when none is left."""
+    return spend(purpose, key, limit, window_seconds) == 0
+
+
+def spend(purpose: Purpose, key: str, limit: int, window_seconds: int) -> int:
+    """Spend one of limit uses of key in the current window.
+
+    Return 0 when it was allowed, else the seconds until the window ends (when
+    the budget is whole again). A refused call spends nothing in the database;
+    in Redis it counts past the limit, which changes no answer.
+    """
     if limit <= 0:
-        return False
+        return window_seconds
     digest = key_hash(key)
-    count = _via_redis(_redis_quota, f"throttle:{purpose}:{digest}", window_seconds)
-    if count is None:
+    answer = _via_redis(_redis_quota, f"throttle:{purpose}:{digest}", window_seconds)
+    if answer is None:
         return _db_quota(str(purpose), digest, limit, window_seconds)
-    return count <= limit
+    count, left_ms = answer
+    if count <= limit:
+        return 0
+    return max(1, -(-left_ms // 1000))
 
 
 def purge() -> int:
@@ -134,13 +154,13 @@ def _db_cooldown(purpose: str, digest: str, seconds: int) -> int:
     return max(1, math.ceil((current - now).total_seconds()))
 
 
-def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> bool:
+def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> int:
     now = clock.utcnow()
     ends = now + timedelta(seconds=window_seconds)
     ended = Throttle.expires_at <= now
     with db.atomic():
         _maybe_purge()
-        return _upsert(
+        spent = _upsert(
             purpose,
             digest,
             now,
@@ -152,6 +172,16 @@ def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> boo
             },
             where=ended | (Throttle.count < limit),
         )
+        if spent:
+            return 0
+        current = (
+            Throttle.select(Throttle.expires_at)
+            .where((Throttle.purpose == purpose) & (Throttle.key_hash == digest))
+            .scalar()
+        )
+    if current is None:
+        return 1
+    return max(1, math.ceil((current - now).total_seconds()))
 
 
 def _upsert(purpose: str, digest: str, now, ends, *, update: dict, where) -> bool:
@@ -211,5 +241,6 @@ def _redis_cooldown(client, name: str, seconds: int) -> int:
     return 1
 
 
-def _redis_quota(client, name: str, window_seconds: int) -> int:
-    return int(_quota_script(keys=[name], args=[window_seconds * 1000], client=client))
+def _redis_quota(client, name: str, window_seconds: int) -> tuple[int, int]:
+    count, left = _quota_script(keys=[name], args=[window_seconds * 1000], client=client)
+    return int(count), int(left)

@@ -104,3 +104,28 @@ def registration_form(**over) -> dict:
     )
     form.update(over)
     return form
+
+
+def make_entidad(nombre: str = "Gimnasio Prueba S.A.S.", sedes: int = 2, **over):
+    """An active convenio entity with sedes named "Sede 1", "Sede 2"…; returns (entidad, [sedes])."""
+    from models import Entidad, Sede
+
+    n = next(_numbers)
+    entidad = Entidad.create(nit=over.pop("nit", f"9{n:08d}1"), nombre=nombre, **over)
+    made = [
+        Sede.create(entidad=entidad, codigo=f"S{i}", nombre=f"Sede {i}", municipio="08001")
+        for i in range(1, sedes + 1)
+    ]
+    return entidad, made
+
+
+def grant_convenios(account: Account, sedes) -> None:
+    """Give account CONVENIOS for these sedes (of one entity), as an approved request does."""
+    from models import Acceso, AccesoSede
+
+    sedes = list(sedes)
+    acceso = Acceso.get_or_none((Acceso.account == account) & (Acceso.aplicacion == "convenios"))
+    if acceso is None:
+        acceso = Acceso.create(account=account, aplicacion="convenios", entidad=sedes[0].entidad_id)
+    for sede in sedes:
+        AccesoSede.insert(acceso=acceso, sede=sede).on_conflict_ignore().execute()

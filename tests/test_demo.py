@@ -1,24 +1,28 @@
 """core.demo: a deterministic, idempotent demo data set with documented fixed records."""
 
 import random
+import re
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import pyotp
 import pytest
 from stdnum.co import nit
 
 import models
-from core import passwords, second_factor
+from core import clock, convenios, passwords, second_factor
 from core.clock import utcnow
-from core.colombia import normalize_mobile
+from core.colombia import normalize_mobile, to_bogota
+from core.convenios_demo import plan_history
 from core.db import init_schema, open_database
 from core.demo import (
     AFFILIATES,
     COMPANY_WORDS,
     DEMO_PASSWORD,
+    FIXED_PURPOSE,
     FIXED_STAFF,
     JOB_TITLES,
+    NO_AFILIADO,
     PROFESSIONS,
     demo_afiliados,
     load_demo,
@@ -27,7 +31,16 @@ from core.demo import (
 from core.importer import COLUMNS, clean_row
 from core.permissions import Action, Role, allowed, roles_of
 from core.quiz import build_bank, build_population, canonical, is_thin
-from models import Acceso, AccesoSede, Account, Afiliado, HannaUser
+from models import (
+    Acceso,
+    AccesoSede,
+    Account,
+    Afiliado,
+    ConsultaConvenio,
+    HannaUser,
+    Sede,
+    UsoConvenio,
+)
 
 
 @pytest.fixture
@@ -148,6 +161,7 @@ def test_demo_accounts_are_active_and_log_in(database):
         "1000000001",
         "1000000002",
         "1000000003",
+        *(f"10000000{n}" for n in range(10, 16)),
     ]
     assert result["fixed_affiliates"][0]["nombre"] == "ANA MARÍA PÉREZ GÓMEZ"
 
@@ -256,12 +270,176 @@ def test_demo_staff_have_their_role_and_a_working_second_factor(database):
     assert [s["totp_secret"] for s in result["staff"]] == [s["totp_secret"] for s in FIXED_STAFF]
 
 
-def test_demo_front_desk_user_is_granted_convenios_for_one_entity(database):
-    load_demo()
+# --- Convenios (H6): the demo desk, its fixed cédulas and its year of look-ups ------
+#
+# On the `db` fixture (conftest), so they also run on DATABASE_URL's PostgreSQL.
+
+
+def _demo_desk():
     user = Account.by_email("convenio@hanna.test")
+    return user, convenios.granted_sedes(user)
+
+
+@pytest.mark.parametrize(
+    ("numero", "resultado", "estado", "tarifa", "empresa"),
+    [
+        ("1000000010", ConsultaConvenio.ACTIVO, "ACTIVO", "A", "ACTIVA"),
+        ("1000000011", ConsultaConvenio.ACTIVO, "ACTIVO", "C", ""),
+        ("1000000012", ConsultaConvenio.AFILIADO_INACTIVO, "INACTIVO", "D", "ACTIVA"),
+        ("1000000013", ConsultaConvenio.AFILIADO_INACTIVO, "RETIRADO", "D", ""),
+        ("1000000014", ConsultaConvenio.EMPRESA_INACTIVA, "ACTIVO", "D", "MORA"),
+        ("1000000015", ConsultaConvenio.EMPRESA_INACTIVA, "ACTIVO", "D", "INACTIVA"),
+    ],
+)
+def test_each_fixed_convenio_cedula_shows_its_case(db, numero, resultado, estado, tarifa, empresa):
+    load_demo()
+
+    shown = convenios.trabajador_of(numero, Afiliado.find("CC", numero))
+
+    assert (shown.resultado, shown.estado_afiliado) == (resultado, estado)
+    assert (shown.tarifa, shown.estado_empresa) == (tarifa, empresa)
+    assert shown.nombre and FIXED_PURPOSE[numero].startswith("Convenios: ")
+
+
+def test_the_no_afiliado_cedula_is_in_no_demo_data(db):
+    result = load_demo()
+
+    assert Afiliado.select().where(Afiliado.numero_documento == NO_AFILIADO).count() == 0
+    assert convenios.trabajador_of(NO_AFILIADO, None).tarifa == "D"
+    # The generated people keep out of the fixed records' range, whatever the seed.
+    for seed in (1, 7, 2026):
+        assert NO_AFILIADO not in {r["numero_documento"] for r in demo_afiliados(seed)}
+    logged = ConsultaConvenio.select().where(ConsultaConvenio.numero_documento == NO_AFILIADO)
+    assert logged.count() == 0
+    assert result["convenio"]["no_afiliado"] == NO_AFILIADO
+
+
+def test_demo_desk_is_granted_two_of_the_three_sedes(db):
+    load_demo()
+    user, sedes = _demo_desk()
+
     assert allowed(user, Action.USE_CONVENIOS)
+    assert [(s.codigo, s.nombre) for s in sedes] == [
+        ("BRIO-01", "Sede Norte"),
+        ("BRIO-02", "Sede Soledad"),
+    ]
+    assert {s.entidad.nombre for s in sedes} == {"Gimnasio Brío Caribe S.A.S."}
+    third = Sede.get(Sede.codigo == "BRIO-03")
+    assert third.activa and third.entidad_id == sedes[0].entidad_id
+    assert convenios.granted_sede(user, third.id) is None
+
+
+def test_load_demo_takes_the_third_sede_back_from_an_older_demo_database(db):
+    load_demo()
+    user, _ = _demo_desk()
+    # What the demo used to grant: every sede of the entity.
     acceso = Acceso.get(Acceso.account == user)
+    AccesoSede.insert(acceso=acceso, sede=Sede.get(Sede.codigo == "BRIO-03")).execute()
+    assert len(_demo_desk()[1]) == 3
+
+    load_demo()
+
+    assert [s.codigo for s in _demo_desk()[1]] == ["BRIO-01", "BRIO-02"]
+    assert AccesoSede.select().where(AccesoSede.acceso == acceso).count() == 2
+
+
+def test_demo_history_is_a_year_of_uses_at_the_granted_sedes(db):
+    result = load_demo()
+    user, sedes = _demo_desk()
+    granted = {s.id for s in sedes}
+    consultas = list(ConsultaConvenio.select().where(ConsultaConvenio.account == user))
+    usos = list(UsoConvenio.select().where(UsoConvenio.account == user))
+    today = clock.today()
+
+    assert 300 <= len(consultas) <= 400 and 250 <= len(usos) < len(consultas)
+    assert (result["convenio"]["consultas"], result["convenio"]["usos"]) == (
+        len(consultas),
+        len(usos),
+    )
+    by_id = {c.id: c for c in consultas}
+    for uso in usos:
+        consulta = by_id[uso.consulta_id]
+        assert consulta.resultado == ConsultaConvenio.ACTIVO
+        assert uso.sede_id == consulta.sede_id and uso.sede_id in granted
+        assert uso.entidad_id == consulta.entidad_id
+        assert timedelta(0) < uso.created_at - consulta.created_at < convenios.USE_WINDOW
+    months = {to_bogota(u.created_at).strftime("%Y-%m") for u in usos}
+    assert len(months) >= 10
+    results = Counter(c.resultado for c in consultas)
+    assert results[ConsultaConvenio.ACTIVO] > 0.8 * len(consultas)
+    assert results[ConsultaConvenio.NO_AFILIADO] > 0
     assert (
-        acceso.entidad.estado == "ACTIVA"
-        and AccesoSede.select().where(AccesoSede.acceso == acceso).count() >= 1
+        results[ConsultaConvenio.AFILIADO_INACTIVO] + results[ConsultaConvenio.EMPRESA_INACTIVA] > 0
+    )
+    for c in consultas:
+        local = to_bogota(c.created_at)
+        assert today - timedelta(days=365) <= local.date() < today
+        assert 6 <= local.hour < 21  # the desk's opening hours, in Bogotá
+        assert c.sede_id in granted
+        # What was logged is what the desk would see for that cédula now.
+        shown = convenios.trabajador_from_log(c)
+        assert (c.resultado, c.tarifa, c.nombre) == (shown.resultado, shown.tarifa, shown.nombre)
+        assert (c.estado_afiliado, c.empresa_estado) == (
+            shown.estado_afiliado,
+            shown.estado_empresa,
+        )
+    # No use for a look-up without benefit; numbers as a receipt shows them.
+    assert all(re.fullmatch(r"[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}", u.numero) for u in usos)
+
+
+def test_load_demo_twice_adds_no_lookups_or_uses(db):
+    first = load_demo()["convenio"]
+
+    second = load_demo()["convenio"]
+
+    assert first["consultas_created"] == first["consultas"] > 0
+    assert (second["consultas_created"], second["usos_created"]) == (0, 0)
+    assert (second["consultas"], second["usos"]) == (first["consultas"], first["usos"])
+    assert ConsultaConvenio.select().count() == first["consultas"]
+    assert UsoConvenio.select().count() == first["usos"]
+
+
+def test_demo_history_is_the_same_for_a_seed_and_a_day():
+    rows = demo_afiliados()
+    taken = {r["numero_documento"] for r in rows}
+    day = date(2026, 3, 15)
+
+    plan = plan_history(rows[9:], taken, 2026, day)
+
+    assert plan == plan_history(rows[9:], taken, 2026, day)
+    assert plan != plan_history(rows[9:], taken, 7, day)
+    assert plan_history(rows[9:], taken, 2026, date(2026, 3, 16))[0].at != plan[0].at
+
+
+@pytest.mark.parametrize("today", [date(2026, 3, 15), date(2026, 8, 1), date(2027, 1, 10)])
+def test_demo_uses_peak_in_the_holidays(today):
+    rows = demo_afiliados()
+    plan = plan_history(rows[9:], {r["numero_documento"] for r in rows}, 2026, today)
+    per_month = Counter(to_bogota(p.used_at).date().replace(day=1) for p in plan if p.recibo)
+    # The months at both ends of the window are partial: compare the whole ones.
+    whole = {m.month: n for m, n in sorted(per_month.items())[1:-1]}
+    holidays = [whole[m] for m in (12, 1, 6, 7) if m in whole]
+    others = [n for m, n in whole.items() if m not in (12, 1, 6, 7)]
+
+    assert len(whole) >= 10
+    assert sum(holidays) / len(holidays) > 1.4 * sum(others) / len(others)
+    assert whole[12] > 2 * whole[9]
+
+
+def test_summary_lines_name_the_convenio_desk_and_its_history(db):
+    result = load_demo()
+    lines = summary_lines(result)
+    convenio = result["convenio"]
+
+    assert any(
+        "convenio@hanna.test atiende en Gimnasio Brío Caribe S.A.S. "
+        "(BRIO-01 Sede Norte, BRIO-02 Sede Soledad)"
+        in line
+        and f"{convenio['consultas']} consultas y {convenio['usos']} usos" in line
+        for line in lines
+    )
+    assert any("CC 1000000020: no afiliado" in line for line in lines)
+    assert any(
+        "CC 1000000014 ÉDGAR ALONSO BARRIOS NIEBLES: Convenios:" in line and "MORA" in line
+        for line in lines
     )

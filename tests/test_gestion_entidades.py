@@ -56,15 +56,25 @@ def test_anonymous_is_sent_to_the_staff_login(client, path):
     assert response.headers["Location"].startswith("/gestion/ingresar")
 
 
-def test_staff_without_the_admin_role_gets_404(db, client, auth):
+def test_staff_of_another_role_get_404(db, client, auth):
     entidad = make_entidad()
-    auth.login(client, make_staff(roles=("convenios",)))
+    auth.login(client, make_staff(roles=("afiliaciones", "soporte")))
 
     assert client.get("/gestion/entidades").status_code == 404
     assert client.get(f"/gestion/entidades/{entidad.id}").status_code == 404
     response = client.post(NEW, data=entidad_form(nit="800123456-5"))
     assert response.status_code == 404
     assert Entidad.select().count() == 1
+
+
+def test_the_convenios_role_manages_entities_too(db, client, auth):
+    auth.login(client, make_staff(roles=("convenios",)))
+
+    assert client.get("/gestion/entidades").status_code == 200
+    response = client.post(NEW, data=entidad_form())
+    assert response.status_code == 303
+    assert Entidad.get().nombre == "Gimnasio Olas del Norte"
+    assert len(audit_rows("entidad.crear")) == 1
 
 
 def test_a_hanna_user_gets_404(db, client, auth):

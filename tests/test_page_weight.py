@@ -13,7 +13,7 @@ import pytest
 
 import models
 from core import db as dbmod
-from tests.factories import make_afiliado
+from tests.factories import PASSWORD, grant_convenios, make_afiliado, make_entidad, make_user
 from tests.servers import flask, free_port, gunicorn, stop
 
 PAGE_BUDGET = 14 * 1024  # the first round trip of a slow mobile link (README)
@@ -28,22 +28,22 @@ class Wire:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.cookie = ""
+        self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, body: str | None = None, **headers):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
         sent = {**ACCEPT, **headers}
-        if self.cookie:
-            sent["Cookie"] = self.cookie
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=sent)
         response = conn.getresponse()
         response.body = response.read()
         conn.close()
-        cookie = response.getheader("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
+        for line in response.msg.get_all("Set-Cookie") or ():
+            name, _, value = line.split(";", 1)[0].partition("=")
+            self.cookies[name.strip()] = value
         return response
 
 
@@ -78,6 +78,9 @@ def server(tmp_path_factory):
     models.db.initialize(database)
     with database.connection_context():
         afiliado = make_afiliado()
+        desk = make_user(email="mostrador@example.com", password=PASSWORD)
+        _, sedes = make_entidad(sedes=2)
+        grant_convenios(desk, sedes)
     process = gunicorn(env, port)
     yield port, afiliado
     stop(process)
@@ -127,3 +130,34 @@ def test_the_look_up_partial_fits_in_3_kb(server):
     response = wire.request("POST", "/registro/consulta", body, **{"HX-Request": "true"})
     assert response.status == 200
     assert len(response.body) <= PARTIAL_BUDGET, len(response.body)
+
+
+def _token(response) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html(response)).group(1)
+
+
+def test_the_convenios_desk_pages_and_look_up_partial_fit_their_budgets(server):
+    port, afiliado = server
+    wire = Wire(port)
+    login = wire.request("GET", "/")
+    body = urlencode(
+        {"email": "mostrador@example.com", "password": PASSWORD, "csrf_token": _token(login)}
+    )
+    assert wire.request("POST", "/", body).status == 303
+    picker = wire.request("GET", "/convenios/sede")
+    assert picker.status == 200 and len(picker.body) <= PAGE_BUDGET
+    sede = re.search(r'name="sede"[^>]*value="(\d+)"', html(picker)).group(1)
+    body = urlencode({"sede": sede, "csrf_token": _token(picker)})
+    assert wire.request("POST", "/convenios/sede", body).status == 303
+    sizes = {}
+    for path in ("/convenios/", "/convenios/reporte"):
+        response = wire.request("GET", path)
+        assert response.status == 200 and response.getheader("Content-Encoding") == "br", path
+        sizes[path] = len(response.body)
+    body = urlencode({"documento": afiliado.numero_documento, "csrf_token": _token(response)})
+    result = wire.request("POST", "/convenios/consultar", body, **{"HX-Request": "true"})
+    assert result.status == 200 and "INFORMACI" in html(result)
+    sizes["look-up partial"] = len(result.body)
+    assert sizes["/convenios/"] <= PAGE_BUDGET, sizes
+    assert sizes["/convenios/reporte"] <= PAGE_BUDGET, sizes
+    assert sizes["look-up partial"] <= PARTIAL_BUDGET, sizes

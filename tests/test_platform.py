@@ -10,7 +10,7 @@ import pytest
 import models
 from app import create_app
 from core import db as dbmod
-from tests.factories import PASSWORD, make_afiliado, make_user
+from tests.factories import PASSWORD, grant_convenios, make_afiliado, make_entidad, make_user
 
 PAGE_BUDGET = 14 * 1024  # gzip bytes: the first round trip of a slow mobile link
 
@@ -26,6 +26,8 @@ def get_routes(app) -> list[str]:
 
 def test_every_get_route_sends_the_security_headers(db, app, client):
     user = make_user()
+    _, sedes = make_entidad(sedes=2)
+    grant_convenios(user, sedes)  # the Convenios pages open for a granted desk
     client.post("/", data={"email": user.email, "password": PASSWORD})
     with client.session_transaction() as s:
         s["guardado"] = "ju***@example.com"

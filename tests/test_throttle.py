@@ -165,3 +165,12 @@ def test_reset_cooldown_is_keyed_by_the_normalised_address_account_or_not(db):
     assert Message.select().where(Message.recipient == "nadie@example.com").count() == 1
     digest = throttle.key_hash("nadie@example.com")
     assert Throttle.get(Throttle.purpose == Purpose.RESET_MAIL).key_hash == digest
+
+
+def test_a_spent_quota_says_how_long_until_its_window_ends(backend, clock):
+    assert throttle.spend(Purpose.CONVENIO_USER_BURST, "u:1", 2, 60) == 0
+    assert throttle.spend(Purpose.CONVENIO_USER_BURST, "u:1", 2, 60) == 0
+    wait = throttle.spend(Purpose.CONVENIO_USER_BURST, "u:1", 2, 60)
+    assert 55 <= wait <= 60
+    assert throttle.spend(Purpose.CONVENIO_USER_DAY, "u:1", 2, 60) == 0  # another budget
+    assert throttle.spend(Purpose.CONVENIO_USER_BURST, "u:1", 0, 60) == 60

@@ -19,6 +19,8 @@ SECTIONS = [
     (Action.UNBLOCK_USERS, "gestion.desbloqueos", "Usuarios bloqueados"),
     (Action.DECIDE_REQUESTS, "gestion.solicitudes", "Solicitudes de aplicaciones"),
     (Action.MANAGE_ENTITIES, "gestion.entidades", "Entidades en convenio"),
+    (Action.MANAGE_CONVENIO_ACCESS, "gestion.convenio_accesos", "Accesos a Convenios"),
+    (Action.SEARCH_CONVENIO_LOOKUPS, "gestion.convenio_consultas", "Consultas de convenio"),
     (Action.MANAGE_STAFF, "gestion.personal", "Funcionarios"),
     (Action.SEARCH_AUDIT, "gestion.auditoria", "Auditoría"),
 ]
@@ -53,6 +55,7 @@ add_gate(
 from blueprints.gestion import (  # noqa: E402, F401
     acceso,
     auditoria,
+    convenios,
     desbloqueo,
     entidades,
     personal,

@@ -32,6 +32,8 @@ ACTION_LABELS = {
     "entidad.editar": "Editar entidad",
     "sede.crear": "Crear sede",
     "sede.editar": "Editar sede",
+    "convenio.acceso.retirar": "Retirar acceso a Convenios",
+    "convenio.consultas.buscar": "Buscar consultas de convenio por cédula",
 }
 TARGET_LABELS = {
     "usuario": "Usuario",
@@ -39,6 +41,8 @@ TARGET_LABELS = {
     "staff": "Funcionario",
     "entidad": "Entidad",
     "sede": "Sede",
+    "acceso": "Acceso a aplicación",
+    "cedula": "Cédula",
 }
 NOBODY = 0  # no account has id 0: an e-mail that is no staff member's matches no row
 

@@ -1,4 +1,4 @@
-"""Back office: the admin manages the convenio entities and their sedes (SPEC S1, S2)."""
+"""Back office: admins and the convenios team manage the convenio entities and their sedes (S1, S2)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional, StopValida
 
 from blueprints.auth import current_account, require
 from blueprints.forms import SpanishForm
-from blueprints.gestion import bp
+from blueprints.gestion import bp, convenios_service
 from blueprints.queue import FilterForm, page_from_request, render_queue
 from blueprints.web import render, see_other
 from core import convenios_data as data
 from core.convenios_data import ConvenioError, Problem
-from core.permissions import Action
+from core.permissions import Action, allowed
 from models import Entidad, Sede
 
 LIST_PAGE, LIST_PARTIAL = "gestion/entidades.html", "gestion/_entidad_lista.html"
@@ -152,6 +152,7 @@ def _detail(entidad: Entidad, form: EntidadEditForm | None = None, status: int =
     """Render the entity, its edit form and its sedes."""
     if form is None:
         form = EntidadEditForm(formdata=None, obj=entidad)
+    accesos, accesos_total = convenios_service.grants_of_entity(entidad.id)
     return render(
         PAGE,
         "gestion/_entidad_form.html",
@@ -161,6 +162,9 @@ def _detail(entidad: Entidad, form: EntidadEditForm | None = None, status: int =
         form=form,
         sedes=_sedes_of(entidad),
         municipio_label=data.municipio_label,
+        accesos=accesos,
+        accesos_total=accesos_total,
+        manage_access=allowed(current_account(), Action.MANAGE_CONVENIO_ACCESS),
     )
 
 

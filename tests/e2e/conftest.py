@@ -179,6 +179,39 @@ class Portal:
             )
         return email_address, password
 
+    def seed_entidad(
+        self, nombre: str, sedes=("Sede Norte", "Sede Sur")
+    ) -> tuple[models.Entidad, list[models.Sede]]:
+        """Insert an active convenio entity (a NIT with its DIAN check digit) and its sedes."""
+        from stdnum.co import nit as stdnum_nit
+
+        base = "9" + self.new_document()
+        with self.db().connection_context(), models.db.atomic():
+            entidad = models.Entidad.create(
+                nit=base + stdnum_nit.calc_check_digit(base), nombre=nombre
+            )
+            made = [
+                models.Sede.create(entidad=entidad, codigo=f"S{i}", nombre=name, municipio="08001")
+                for i, name in enumerate(sedes, start=1)
+            ]
+        return entidad, made
+
+    def grant_convenios(self, account: models.Account, sedes) -> None:
+        """Give account CONVENIOS for these sedes directly, as an approved request does."""
+        from tests.factories import grant_convenios
+
+        with self.db().connection_context():
+            grant_convenios(account, sedes)
+
+    def usos_of(self, cedula: str) -> list[models.UsoConvenio]:
+        """Return the uses of the convenio reported from look-ups of this cédula."""
+        with self.db().connection_context():
+            return list(
+                models.UsoConvenio.select()
+                .join(models.ConsultaConvenio)
+                .where(models.ConsultaConvenio.numero_documento == cedula)
+            )
+
     def user_exists(self, email_address: str) -> bool:
         with self.db().connection_context():
             return (

@@ -11,7 +11,7 @@ import time
 import pyotp
 from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import shot
+from tests.e2e.helpers import PDF, approve_request, request_convenios, shot, sign_in
 from tests.e2e.test_accounts_journey import (
     answer_quiz,
     begin_quiz,
@@ -132,14 +132,6 @@ def test_a_blocked_user_is_unblocked_by_staff_and_passes_the_quiz(visit, js, por
     assert portal.user(p.email).status == "activo"
 
 
-PDF = (
-    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-    b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n"
-    b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n"
-    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
-)
-
-
 def test_a_user_requests_convenios_with_a_pdf_and_staff_approve_it(
     visit, js, portal, shots, tmp_path
 ):
@@ -161,39 +153,22 @@ def test_a_user_requests_convenios_with_a_pdf_and_staff_approve_it(
     soporte.write_bytes(PDF)
 
     page = visit(js=js).page
-    page.goto("/")
-    page.get_by_label("Email", exact=True).fill(email)
-    page.get_by_label("Contraseña", exact=True).fill(password)
-    page.get_by_role("button", name="Iniciar Sesión").click()
-    tiles = page.locator("#mosaicos")
-    expect(tiles.get_by_role("heading", name="CONVENIOS")).to_be_visible()
-    tiles.get_by_role("link", name="Solicitar").click()
-
-    expect(page.get_by_role("heading", name="Solicitud de Aplicaciones")).to_be_visible()
-    page.get_by_label("NIT de la entidad", exact=True).fill(
-        entidad.nit[:-1] + "-" + entidad.nit[-1]
+    sign_in(page, email, password)
+    request_convenios(
+        page,
+        nit=entidad.nit,
+        nombre=entidad.nombre,
+        sedes=sede.nombre,
+        soporte=soporte,
+        shots=shots,
+        js=js,
     )
-    page.get_by_label("Nombre de la entidad", exact=True).fill(entidad.nombre)
-    page.get_by_label("Sede(s)", exact=True).fill(sede.nombre)
-    page.get_by_label("Teléfono de contacto", exact=True).fill("3001234567")
-    page.get_by_label("Documento soporte (PDF)", exact=True).set_input_files(str(soporte))
-    shot(page, shots, "h4-solicitud", js)
-    page.get_by_role("button", name="Enviar Solicitud").click()
-    expect(page.get_by_text("Recibimos su solicitud.")).to_be_visible()
 
     secret = pyotp.random_base32()
     staff_email, staff_password = portal.seed_staff(roles=("convenios",), totp_secret=secret)
     staff = visit(js=js).page
     staff_sign_in(staff, staff_email, staff_password, secret)
-    staff.get_by_role("link", name="Solicitudes de aplicaciones").first.click()
-    staff.get_by_role("row").filter(has_text=entidad.nombre).get_by_role(
-        "link", name="Revisar"
-    ).click()
-    expect(staff.get_by_role("heading", name="Aprobar")).to_be_visible()
-    staff.get_by_label(sede.nombre).check()
-    shot(staff, shots, "h4-aprobar", js)
-    staff.get_by_role("button", name="Aprobar", exact=True).click()
-    expect(staff.get_by_text("aprobada. Se avisó al usuario por correo.")).to_be_visible()
+    approve_request(staff, entidad=entidad.nombre, sedes=[sede.nombre], shots=shots, js=js)
 
     page.goto("/inicio")
     tile = page.locator("#mosaicos")
