@@ -63,6 +63,7 @@ test-ready: $(DEVSTAMP) $(CHROMIUM) $(AXE) static
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/convenios_lookup.py
 	$(BIN)/python bench/convenios_report.py
 
 lint: $(DEVSTAMP)

@@ -510,7 +510,9 @@ def _month_expr(column):
     """SQL for the Bogotá month (AAAA-MM) of a UTC timestamp column; Colombia has no DST."""
     if is_sqlite(db):
         return fn.strftime("%Y-%m", column, "-5 hours")
-    return fn.to_char(column - SQL("interval '5 hours'"), "YYYY-MM")
+    # The format as a literal: a bound parameter would make the SELECT's and the
+    # GROUP BY's expressions differ ($1 and $2), which PostgreSQL refuses.
+    return fn.to_char(column - SQL("interval '5 hours'"), SQL("'YYYY-MM'"))
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,13 @@ def test_choosing_a_sede_not_granted_is_404(desk, client):
     assert UserSession.get(UserSession.account == desk.user).convenio_sede_id == desk.norte.id
 
 
+@pytest.mark.parametrize("value", ["²", "١", "abc", "-1", "9" * 40])
+def test_a_sede_that_is_no_number_is_refused_without_a_500(desk, client, value):
+    page = client.get("/convenios/sede").get_data(as_text=True)
+    response = client.post("/convenios/sede", data={"sede": value, "csrf_token": csrf(page)})
+    assert response.status_code in (404, 422)
+
+
 def test_choosing_no_sede_says_so(desk, client):
     page = client.get("/convenios/sede").get_data(as_text=True)
     response = client.post("/convenios/sede", data={"csrf_token": csrf(page)})

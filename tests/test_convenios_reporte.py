@@ -323,7 +323,7 @@ def test_the_csv_streams_in_pieces_and_is_sent_uncompressed_even_to_gzip_clients
     for i in range(400):
         consulta(
             desk.norte,
-            datetime(2026, 3, 1, 15, 0, i % 60).replace(minute=i // 60),
+            datetime(2026, 3, 1, 15, i // 60, i % 60),
             user=desk.user,
             documento=f"{10_000 + i}",
             nombre="NOMBRE " * 10,

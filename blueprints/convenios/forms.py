@@ -10,10 +10,12 @@ from core import convenios
 
 
 def _int_or_none(value):
-    try:
+    """Coerce a submitted id: ASCII digits only (int() also reads "١" and " 7 ")."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
         return int(value)
-    except (TypeError, ValueError):
-        return None
+    return None
 
 
 class SedeForm(SpanishForm):

@@ -60,7 +60,8 @@ def sede():
     form.sede.choices = [(s.id, _sede_label(s)) for s in granted]
     if request.method == "POST":
         raw = request.form.get("sede", "")
-        if raw.strip().isdigit() and int(raw) not in {s.id for s in granted}:
+        raw = raw.strip()
+        if raw.isascii() and raw.isdigit() and int(raw) not in {s.id for s in granted}:
             abort(404)  # someone else's sede: as if it did not exist
         if form.validate_on_submit():
             set_sede(sede_or_404(form.sede.data))
