@@ -484,14 +484,20 @@ def test_the_log_searched_by_cedula_shows_who_consulted_it(staff_client, log):
     assert 'value="71234567"' in page.text  # normalised and kept
 
 
-def test_a_search_by_cedula_is_audited_and_one_without_it_is_not(staff_client, staff, log):
-    staff_client.get(CONSULTAS)
+def test_a_search_by_cedula_is_audited_and_so_is_browsing_with_the_cedulas_shown(
+    staff_client, staff, log
+):
     staff_client.get(CONSULTAS, query_string={"entidad": log.other.id})
-    assert audit_rows("convenio.consultas.buscar") == []
+    (browse,) = audit_rows("convenio.consultas.buscar")
+    assert (browse.target_type, browse.target_id) == ("consultas_convenio", 0)
+    shown = json.loads(browse.after)
+    assert shown["filas_mostradas"] >= 1 and shown["cedulas_mostradas"]
+    assert all(c.isdigit() for c in shown["cedulas_mostradas"])
+    browse_id = browse.id
 
     staff_client.get(CONSULTAS, query_string={"cedula": "71234567", "desde": "01/03/2026"})
 
-    (row,) = audit_rows("convenio.consultas.buscar")
+    (row,) = [r for r in audit_rows("convenio.consultas.buscar") if r.id != browse_id]
     assert row.actor_id == staff.id and row.actor_label == "carla@cajacopi.example"
     assert (row.target_type, row.target_id) == ("cedula", 71234567)
     assert json.loads(row.after) == {

@@ -33,7 +33,7 @@ ACTION_LABELS = {
     "sede.crear": "Crear sede",
     "sede.editar": "Editar sede",
     "convenio.acceso.retirar": "Retirar acceso a Convenios",
-    "convenio.consultas.buscar": "Buscar consultas de convenio por cédula",
+    "convenio.consultas.buscar": "Ver consultas de convenio",
 }
 TARGET_LABELS = {
     "usuario": "Usuario",
@@ -43,6 +43,7 @@ TARGET_LABELS = {
     "sede": "Sede",
     "acceso": "Acceso a aplicación",
     "cedula": "Cédula",
+    "consultas_convenio": "Registro de consultas de convenio",
 }
 NOBODY = 0  # no account has id 0: an e-mail that is no staff member's matches no row
 

@@ -269,7 +269,13 @@ def convenio_consultas():
     )
     page = page_from_request(query, order=service.LOOKUPS_ORDER, per_page=LOG_PER_PAGE)
     service.with_names(page.rows)
-    if filters["cedula"]:
-        service.record_search(current_account(), filters, len(page.rows), ip=request.remote_addr)
+    if filters["cedula"] or page.rows:
+        service.record_search(
+            current_account(),
+            filters,
+            len(page.rows),
+            ip=request.remote_addr,
+            cedulas=[row["numero_documento"] for row in page.rows],
+        )
     context["unknown_operator"] = operador_id == service.NOBODY
     return render_queue(LOG_PAGE, LOG_ROWS, page=page, **context)

@@ -35,6 +35,7 @@ from models import (
 APLICACION = convenios.APLICACION
 ACCESO_TARGET = "acceso"  # audit target of a revocation: the grant's id
 CEDULA_TARGET = "cedula"  # audit target of a log search: the cédula's number
+BROWSE_TARGET = "consultas_convenio"  # a page of the log found without a cédula (id 0)
 # The audit log's target_id is a 32-bit integer on PostgreSQL; a longer document
 # number (15 digits are allowed) is stored as 0 there, and always in full in "after".
 MAX_TARGET_ID = 2**31 - 1
@@ -385,20 +386,29 @@ def cedula_target(cedula: str) -> int:
 
 
 def record_search(
-    actor: Account, filters: dict, shown: int, *, ip: str | None = None
+    actor: Account, filters: dict, shown: int, *, ip: str | None = None, cedulas=()
 ) -> AuditEvent:
-    """Audit a search of the look-up log that names a cédula: who, for which filters, how many rows.
+    """Audit a page of the look-up log: who, for which filters, how many rows.
 
-    filters are the search's values (cedula required); blank ones are left out.
+    A search that names a cédula targets that cédula. Any other page that shows
+    rows names the cédulas it showed (cedulas), so "who saw this cédula's
+    look-ups" has an answer even when it was found by browsing, not searching.
+    filters are the search's values; blank ones are left out.
     """
-    cedula = filters["cedula"]
+    cedula = filters.get("cedula") or ""
     used = {k: v for k, v in filters.items() if v not in (None, "")}
+    after = {**used, "filas_mostradas": shown}
+    if cedula:
+        target_type, target_id = CEDULA_TARGET, cedula_target(cedula)
+    else:
+        target_type, target_id = BROWSE_TARGET, 0
+        after["cedulas_mostradas"] = sorted(set(cedulas))
     with db.atomic():
         return audit.record(
             actor,
             audit.Action.CONVENIO_CONSULTAS_BUSCAR,
-            CEDULA_TARGET,
-            cedula_target(cedula),
-            after={**used, "filas_mostradas": shown},
+            target_type,
+            target_id,
+            after=after,
             ip=ip,
         )
