@@ -430,6 +430,30 @@ def register_cli(app: Flask) -> None:
 
         run_import(run, path)
 
+    @import_group.command("ips")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_ips(path: str) -> None:
+        """Upsert the EPS's IPS from PATH (load them before eps and autorizaciones)."""
+        from core.eps_data import import_ips as run
+
+        run_import(run, path)
+
+    @import_group.command("eps")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_eps(path: str) -> None:
+        """Upsert the EPS's affiliates and their núcleos familiares from PATH."""
+        from core.eps_data import import_eps as run
+
+        run_import(run, path)
+
+    @import_group.command("autorizaciones")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_autorizaciones(path: str) -> None:
+        """Upsert the EPS's medical authorizations from PATH."""
+        from core.eps_data import import_autorizaciones as run
+
+        run_import(run, path)
+
     @app.cli.command("create-staff")
     @click.argument("email")
     @click.option("--role", "roles", multiple=True, required=True, help="admin, afiliaciones, …")

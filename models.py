@@ -630,6 +630,84 @@ class UsoConvenio(BaseModel):
         return super().save(*args, **kwargs)
 
 
+class Ips(BaseModel):
+    """An IPS (the provider that sees the patient), from the EPS's data (SPEC S2)."""
+
+    nit = CharField(max_length=15, unique=True)  # digits with the DIAN check digit
+    nombre = CharField(max_length=160)
+    email = CharField(max_length=254, default="")
+    telefono = CharField(max_length=10, default="")
+    direccion = CharField(max_length=160, default="")
+    municipio = CharField(max_length=5, default="")  # DIVIPOLA code
+    updated_at = DateTimeField(default=utcnow)
+
+
+class EpsAfiliado(BaseModel):
+    """A person in the EPS's master data (SPEC S2), apart from the Caja's Afiliado.
+
+    The núcleo familiar is one level deep: a cotizante (cabeza de familia) has
+    cabeza = NULL, and each beneficiary points at its cotizante (core.eps_data
+    keeps it so: no chains, nobody their own cabeza).
+    """
+
+    ACTIVO = "ACTIVO"
+    COTIZANTE = "COTIZANTE"
+
+    tipo_documento = CharField(max_length=2)
+    numero_documento = CharField(max_length=20)
+    primer_nombre = CharField(max_length=60)
+    segundo_nombre = CharField(max_length=60, default="")
+    primer_apellido = CharField(max_length=60)
+    segundo_apellido = CharField(max_length=60, default="")
+    fecha_nacimiento = DateField()
+    fecha_expedicion = DateField(null=True)  # of the document: proof of identity in G1
+    sexo = CharField(max_length=1)  # F, M
+    regimen = CharField(max_length=12)  # CONTRIBUTIVO, SUBSIDIADO
+    estado = CharField(max_length=12)  # ACTIVO, INACTIVO, SUSPENDIDO, RETIRADO, FALLECIDO
+    celular = CharField(max_length=10, default="")
+    email = CharField(max_length=254, default="")
+    direccion = CharField(max_length=160, default="")
+    municipio = CharField(max_length=5, default="")  # DIVIPOLA code
+    ips = ForeignKeyField(Ips, null=True, backref="afiliados")  # IPS de atención primaria
+    cabeza = ForeignKeyField("self", null=True, backref="beneficiarios")
+    parentesco = CharField(max_length=12)  # core.eps_data.PARENTESCOS
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tipo_documento", "numero_documento"), True),)
+
+    @classmethod
+    def find(cls, tipo: str, numero: str) -> EpsAfiliado | None:
+        return cls.get_or_none((cls.tipo_documento == tipo) & (cls.numero_documento == numero))
+
+    @property
+    def nombre_completo(self) -> str:
+        parts = (
+            self.primer_nombre,
+            self.segundo_nombre,
+            self.primer_apellido,
+            self.segundo_apellido,
+        )
+        return " ".join(p for p in parts if p)
+
+
+class Autorizacion(BaseModel):
+    """A medical authorization issued by the EPS (SPEC S2, G4), imported or decided by staff."""
+
+    numero = CharField(max_length=20, unique=True)
+    afiliado = ForeignKeyField(EpsAfiliado, backref="autorizaciones")
+    codigo_servicio = CharField(max_length=20)  # CUPS code
+    nombre_servicio = CharField(max_length=200)
+    fecha = DateField()
+    estado = CharField(max_length=10)  # core.eps_data.ESTADOS_AUTORIZACION
+    ips = ForeignKeyField(Ips, null=True, backref="autorizaciones")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("afiliado", "fecha"), False),)
+
+
 MODELS = [
     Afiliado,
     Account,
@@ -656,5 +734,8 @@ MODELS = [
     AccesoSede,
     ConsultaConvenio,
     UsoConvenio,
+    Ips,
+    EpsAfiliado,
+    Autorizacion,
     SchemaVersion,
 ]

@@ -29,7 +29,7 @@ from faker import Faker
 from stdnum.co import nit as stdnum_nit
 
 import models
-from core import convenios_demo
+from core import convenios_demo, eps_demo
 from core.clock import utcnow
 from core.convenios_data import load_demo_convenios
 from core.importer import COLUMNS, upsert_afiliados
@@ -616,6 +616,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
         sedes = load_demo_convenios()
         convenio = _load_convenio_demo(rows, seed)
         staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
+        eps = eps_demo.load_demo_eps(seed)
     fixed = [
         {
             "tipo_documento": r["tipo_documento"],
@@ -650,6 +651,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
         "users_updated": len(users) - users_created,
         "sedes": sedes,
         "convenio": convenio,
+        "eps": eps,
         "staff": [
             {"email": s["email"], "role": s["role"], "totp_secret": s["totp_secret"]}
             for s in FIXED_STAFF
@@ -692,6 +694,13 @@ def summary_lines(result: dict) -> list[str]:
         f"  CC {convenio['no_afiliado']}: no afiliado (Tarifa D, sin beneficio). "
         "Cada estado del afiliado: CC 1000000010 a 1000000015 (arriba)."
     )
+    eps = result["eps"]
+    lines.append(
+        f"EPS (Génesis): {eps['afiliados']} afiliados en {eps['cotizantes']} núcleos, "
+        f"{eps['ips']} IPS, {eps['autorizaciones']} autorizaciones."
+    )
+    for a in eps["fixed"]:
+        lines.append(f"  {a['documento']} {a['nombre']}: {a['purpose']}")
     lines.append(f"Funcionarios (Gestión, /gestion/ingresar, contraseña {DEMO_PASSWORD}):")
     for s in result["staff"]:
         lines.append(f"  {s['email']} ({s['role']}), secreto TOTP {s['totp_secret']}")

@@ -443,3 +443,63 @@ def test_summary_lines_name_the_convenio_desk_and_its_history(db):
         "CC 1000000014 ÉDGAR ALONSO BARRIOS NIEBLES: Convenios:" in line and "MORA" in line
         for line in lines
     )
+
+
+# --- EPS (Génesis) demo data -------------------------------------------------------
+
+
+def test_demo_eps_family_has_beneficiaries_of_several_ages_and_an_inactive_affiliate(database):
+    result = load_demo()
+
+    assert result["eps"]["afiliados"] > 100
+    head = models.EpsAfiliado.find("CC", "1000000101")
+    assert (head.estado, head.cabeza, head.celular) == ("ACTIVO", None, "3004567101")
+    assert head.fecha_expedicion == date(2000, 5, 2)
+    members = {b.numero_documento: b for b in head.beneficiarios}
+    assert {b.parentesco for b in members.values()} == {"CONYUGE", "HIJO", "MADRE"}
+    ages = sorted(2026 - b.fecha_nacimiento.year for b in members.values())
+    assert ages[0] < 7 and 10 < ages[1] < 18 and ages[-1] > 70
+    assert models.EpsAfiliado.find("CC", "1000000110").estado == "INACTIVO"
+    mine = (
+        models.Autorizacion.select()
+        .join(models.EpsAfiliado)
+        .where((models.EpsAfiliado.id == head.id) | (models.EpsAfiliado.cabeza == head.id))
+    )
+    assert {a.estado for a in mine} == {"PENDIENTE", "APROBADA", "NEGADA", "ANULADA", "VENCIDA"}
+    assert any("1000000101" in line for line in summary_lines(result))
+
+
+def test_load_demo_twice_leaves_the_eps_data_as_it_was(database):
+    load_demo()
+    before = (
+        list(models.EpsAfiliado.select(models.EpsAfiliado.id, models.EpsAfiliado.cabeza).tuples()),
+        list(
+            models.Autorizacion.select(
+                models.Autorizacion.numero, models.Autorizacion.estado
+            ).tuples()
+        ),
+    )
+
+    again = load_demo()
+
+    assert again["eps"]["afiliados_created"] == 0 and again["eps"]["autorizaciones_created"] == 0
+    assert (
+        list(models.EpsAfiliado.select(models.EpsAfiliado.id, models.EpsAfiliado.cabeza).tuples()),
+        list(
+            models.Autorizacion.select(
+                models.Autorizacion.numero, models.Autorizacion.estado
+            ).tuples()
+        ),
+    ) == before
+
+
+def test_demo_eps_rows_are_deterministic_and_pass_the_importer():
+    from core import eps_data, eps_demo
+
+    rows = eps_demo.demo_eps()
+    assert rows == eps_demo.demo_eps()
+    assert all(not eps_data.clean_eps(r)[1] for r in rows)
+    assert all(not eps_data.clean_ips(r)[1] for r in eps_demo.demo_ips())
+    auts = eps_demo.demo_autorizaciones(rows)
+    assert all(not eps_data.clean_autorizacion(r)[1] for r in auts)
+    assert {r["estado"] for r in auts} == set(eps_data.ESTADOS_AUTORIZACION)
