@@ -89,9 +89,13 @@ def test_one_sede_is_chosen_without_asking(client, auth):
 
 
 def test_the_chosen_sede_is_shown_on_every_page(desk, client):
-    for path in ("/convenios/", "/convenios/sede"):
+    make_afiliado(numero_documento="71234599")
+    clave = clave_of(consultar(client, "71234599").get_data(as_text=True))
+    receipt = client.post("/convenios/reportar", data={"clave": clave, "csrf_token": token(client)})
+    paths = ["/convenios/", "/convenios/sede", "/convenios/reporte", receipt.location]
+    for path in paths:
         page = client.get(path).get_data(as_text=True)
-        assert "Gimnasio Brío · Sede 1" in page
+        assert "Sede en convenio: <strong>Gimnasio Brío · Sede 1</strong>" in page, path
 
 
 def test_choosing_a_sede_not_granted_is_404(desk, client):

@@ -7,7 +7,7 @@ request). Route modules are imported at the bottom.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g
+from flask import Blueprint, abort, current_app, g, request
 
 from blueprints.auth import current_account
 from core import convenios
@@ -49,8 +49,10 @@ def sede_or_404(sede_id) -> Sede:
 
 @bp.app_template_global()
 def convenio_sede() -> Sede | None:
-    """The chosen sede, for the layout's header (None outside Convenios)."""
-    return g.get("convenio_sede")
+    """The chosen sede, for the layout's band on every Convenios page (None elsewhere)."""
+    if request.blueprint != "convenios" or current_account() is None:
+        return None
+    return current_sede()
 
 
 from blueprints.convenios import reporte, views  # noqa: E402, F401  (routes register on bp)
