@@ -234,11 +234,6 @@ def trabajador_from_log(consulta: ConsultaConvenio) -> Trabajador | None:
 # --- who may act where -------------------------------------------------------
 
 
-def acceso_of(account: Account) -> Acceso | None:
-    """Return the account's CONVENIOS grant, or None."""
-    return Acceso.get_or_none((Acceso.account == account.id) & (Acceso.aplicacion == APLICACION))
-
-
 def granted_sedes(account: Account) -> list[Sede]:
     """Return the sedes the account may work for: granted, active, of an active entity."""
     return list(
