@@ -65,6 +65,7 @@ bench: $(DEVSTAMP)
 	$(BIN)/python bench/lookup.py
 	$(BIN)/python bench/convenios_lookup.py
 	$(BIN)/python bench/convenios_report.py
+	$(BIN)/python bench/genesis_upload.py
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .

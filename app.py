@@ -188,7 +188,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     throttle.configure(app.config["REDIS_URL"])
     login_manager.init_app(app)
 
-    from blueprints import accounts, aplicaciones, auth, convenios, gestion, security
+    from blueprints import accounts, aplicaciones, auth, convenios, genesis, gestion, security
     from blueprints.public import views as public
 
     security.init_app(app)
@@ -198,6 +198,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(gestion.bp)
     app.register_blueprint(aplicaciones.bp)
     app.register_blueprint(convenios.bp)
+    app.register_blueprint(genesis.bp)
     if dev_mailbox_allowed(app):
         from blueprints.dev import views as dev
 
@@ -485,7 +486,7 @@ def register_cli(app: Flask) -> None:
 
         with models.db.connection_context():
             dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion)
-            result = load_demo()
+            result = load_demo(upload_dir=app.config["UPLOAD_DIR"])
         for line in summary_lines(result):
             click.echo(line)
 

@@ -140,9 +140,14 @@ class Account(UserMixin, BaseModel):
         return self._profile(StaffMember, self.STAFF)
 
     @property
+    def eps(self) -> EpsUser | None:
+        """The Génesis profile (None for another kind)."""
+        return self._profile(EpsUser, self.EPS)
+
+    @property
     def nombre(self) -> str:
         """The short name pages greet the person by."""
-        profile = self.hanna or self.staff
+        profile = self.hanna or self.staff or self.eps
         return profile.nombre if profile is not None else self.login
 
     @property
@@ -150,6 +155,8 @@ class Account(UserMixin, BaseModel):
         """The name a letter greets the person by ("Estimado(a) Ana:")."""
         if self.hanna is not None:
             return self.hanna.primer_nombre
+        if self.eps is not None:
+            return self.eps.afiliado.primer_nombre
         return self.staff.nombre.split(" ")[0] if self.staff is not None else ""
 
     @classmethod
@@ -671,6 +678,8 @@ class EpsAfiliado(BaseModel):
     ips = ForeignKeyField(Ips, null=True, backref="afiliados")  # IPS de atención primaria
     cabeza = ForeignKeyField("self", null=True, backref="beneficiarios")
     parentesco = CharField(max_length=12)  # core.eps_data.PARENTESCOS
+    # When the member last confirmed or updated their contact data in the office (G3, G5).
+    contacto_confirmado_at = DateTimeField(null=True)
     updated_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -708,6 +717,83 @@ class Autorizacion(BaseModel):
         indexes = ((("afiliado", "fecha"), False),)
 
 
+class EpsUser(BaseModel):
+    """The Génesis profile of an account: the EPS affiliate it is, and what was accepted (G1, G2).
+
+    The account's login is "TIPO:NUMERO" (core.genesis.login_of). A registration
+    leaves must_change_password set and temp_password_expires_at 24 h ahead: the
+    SMS password opens nothing else and dies unused after a day.
+    """
+
+    account = ForeignKeyField(Account, primary_key=True, backref="eps_profile", on_delete="CASCADE")
+    afiliado = ForeignKeyField(EpsAfiliado, unique=True, backref="cuenta")
+    temp_password_expires_at = DateTimeField(null=True)
+    # Consent to the privacy policy (Ley 1581 de 2012): when, and which text.
+    privacy_accepted_at = DateTimeField()
+    privacy_version = CharField(max_length=20)
+    # "carta de derechos y deberes": accepted at first login (G2), version kept.
+    carta_accepted_at = DateTimeField(null=True)
+    carta_version = CharField(max_length=20, default="")
+    registered_at = DateTimeField(default=utcnow)
+
+    @property
+    def nombre(self) -> str:
+        a = self.afiliado
+        return " ".join(p for p in (a.primer_nombre, a.primer_apellido) if p)
+
+    @classmethod
+    def create_account(cls, afiliado: EpsAfiliado, login: str, **values) -> Account:
+        """Create an EPS account and its profile in one go."""
+        mine = set(cls._meta.fields) - {"account", "afiliado"}
+        profile = {k: v for k, v in values.items() if k in mine}
+        credential = {k: v for k, v in values.items() if k not in mine}
+        with cls._meta.database.atomic():
+            account = Account.create(kind=Account.EPS, login=login, **credential)
+            cls.create(account=account, afiliado=afiliado, **profile)
+        return account
+
+
+class SolicitudAutorizacion(BaseModel):
+    """A request for a medical authorization filed in the office (G3), and staff's decision (S1)."""
+
+    PENDIENTE, APROBADA, RECHAZADA = "PENDIENTE", "APROBADA", "RECHAZADA"
+
+    numero = CharField(max_length=12, unique=True)  # shown to the member, random (no counting)
+    afiliado = ForeignKeyField(EpsAfiliado, backref="solicitudes")  # the member it is for
+    account = ForeignKeyField(Account, backref="solicitudes_autorizacion")  # who filed it
+    municipio = CharField(max_length=5)  # DIVIPOLA code (its first two digits: departamento)
+    observacion = TextField()
+    estado = CharField(max_length=10, default=PENDIENTE)
+    motivo_rechazo = TextField(default="")
+    # One request per form shown: a double submit or a retry finds this key taken.
+    form_key = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    due_on = DateField()  # the last of the 5 working days (core.workdays)
+    decided_by = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    decided_at = DateTimeField(null=True)
+    autorizacion = ForeignKeyField(Autorizacion, null=True, on_delete="SET NULL")
+
+    class Meta:
+        indexes = (
+            (("estado", "due_on", "id"), False),
+            (("afiliado", "created_at"), False),
+        )
+
+
+class CambioDatosEps(BaseModel):
+    """One change to an EPS affiliate's contact data made in the office: who, when, before → after."""
+
+    afiliado = ForeignKeyField(EpsAfiliado, backref="cambios")
+    account = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    campo = CharField(max_length=20)
+    antes = CharField(max_length=254, default="")
+    despues = CharField(max_length=254, default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("afiliado", "created_at"), False),)
+
+
 MODELS = [
     Afiliado,
     Account,
@@ -737,5 +823,8 @@ MODELS = [
     Ips,
     EpsAfiliado,
     Autorizacion,
+    EpsUser,
+    SolicitudAutorizacion,
+    CambioDatosEps,
     SchemaVersion,
 ]

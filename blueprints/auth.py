@@ -31,12 +31,14 @@ from models import Account, UserSession
 # anonymous visitors to its own kind's page.
 LOGIN_VIEWS = {
     Account.HANNA: "accounts.login",
+    Account.EPS: "genesis.login",
     Account.STAFF: "gestion.ingresar",
 }
-BLUEPRINT_KINDS = {"gestion": Account.STAFF}
+BLUEPRINT_KINDS = {"gestion": Account.STAFF, "genesis": Account.EPS}
 # Where each kind lands after signing in (and when it opens a login page signed in).
 HOME_VIEWS = {
     Account.HANNA: "accounts.home",
+    Account.EPS: "genesis.oficina",
     Account.STAFF: "gestion.inicio",
 }
 
@@ -199,8 +201,11 @@ def _gate() -> Response | None:
     if account is None or request.endpoint in (None, "static"):
         return None
     for holds, endpoint, open_endpoints in GATES:
-        if request.endpoint in open_endpoints or not holds(account):
+        if not holds(account):
             continue
+        # The first gate that holds decides: its own pages open, nothing else.
+        if request.endpoint in open_endpoints:
+            return None
         return sign_in_first(url_for(endpoint), 303)
     return None
 

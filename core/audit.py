@@ -43,6 +43,9 @@ class Action(enum.StrEnum):
     # A staff search of the Convenios look-up log that names a cédula: who looked
     # at whose look-ups is itself personal data (habeas data).
     CONVENIO_CONSULTAS_BUSCAR = "convenio.consultas.buscar"
+    AUTORIZACION_APROBAR = "autorizacion.aprobar"
+    AUTORIZACION_RECHAZAR = "autorizacion.rechazar"
+    AUTORIZACION_SOPORTE_VER = "autorizacion.soporte.ver"  # a staff member opened a member's file
 
 
 @dataclass(frozen=True)

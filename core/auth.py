@@ -421,14 +421,14 @@ def user_with_same_password(payload: dict) -> Account | None:
 
 def password_problems_for(user: Account, password: str) -> list[str]:
     """Apply the H1 password rules with this account's own data (its profile's too)."""
-    profile = user.hanna
-    phones = [user.celular, profile.telefono if profile else ""]
+    profile = user.hanna or (user.eps.afiliado if user.eps is not None else None)
+    phones = [user.celular, getattr(profile, "telefono", ""), getattr(profile, "celular", "")]
     return passwords.password_problems(
         password,
         document=profile.numero_documento if profile else None,
         phones=[p for p in phones if p],
         birth_date=profile.fecha_nacimiento if profile else None,
-        email=user.email or None,
+        email=user.email or getattr(profile, "email", "") or None,
     )
 
 
@@ -507,9 +507,10 @@ def set_password(
         # Whoever knew the old password may have signed in and got a device
         # cookie: no browser keeps a budget of its own past a new password.
         revoke_devices(user)
-        notify.queue_template_email(
-            user.email, "Su contraseña fue actualizada", "password_changed", user=user
-        )
+        if user.email:  # an EPS affiliate may have none: their notices go by SMS
+            notify.queue_template_email(
+                user.email, "Su contraseña fue actualizada", "password_changed", user=user
+            )
     user.password_hash, user.session_token = new_hash, new_id
     user.failed_logins, user.login_blocked_until = 0, None
     return new_id

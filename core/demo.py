@@ -600,8 +600,11 @@ def _load_convenio_demo(rows: list[dict], seed: int) -> dict:
     }
 
 
-def load_demo(seed: int = DEFAULT_SEED) -> dict:
-    """Fill the database with the demo data set; safe to run again."""
+def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
+    """Fill the database with the demo data set; safe to run again.
+
+    upload_dir receives the demo authorization requests' PDFs (none without it).
+    """
     rows = demo_afiliados(seed)
     # Hashing is slow: done before the transaction opens, not inside it.
     users = (*FIXED_USERS, CONVENIO_USER)
@@ -616,7 +619,7 @@ def load_demo(seed: int = DEFAULT_SEED) -> dict:
         sedes = load_demo_convenios()
         convenio = _load_convenio_demo(rows, seed)
         staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
-        eps = eps_demo.load_demo_eps(seed)
+        eps = eps_demo.load_demo_eps(seed, upload_dir=upload_dir)
     fixed = [
         {
             "tipo_documento": r["tipo_documento"],

@@ -14,19 +14,37 @@ Fixed records, in the reserved range CC 1000000100–1000000199 (README):
   authorizations are in every state (PENDIENTE, APROBADA, NEGADA, ANULADA,
   VENCIDA).
 - CC 1000000110 HERNÁN DARÍO SUÁREZ PÁEZ: INACTIVO (registration refuses him).
+- CC 1000000120 LUIS FERNANDO ORTIZ PEÑA, cotizante with his daughter TI
+  1000000121: already registered (password DEMO_PASSWORD, carta accepted), with
+  authorization requests in every due state for the staff queue (S1), each with
+  a generated PDF (``load_demo_solicitudes``). Rosa stays unregistered, for G1.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import os
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from faker import Faker
+from peewee import fn
 from stdnum.co import nit as stdnum_nit
 
-from core import eps_data
+from core import clock, eps_data, genesis, passwords, uploads, workdays
+from core.colombia import BOGOTA
 from core.importer import ImportReport
-from models import Autorizacion, EpsAfiliado, Ips
+from models import (
+    Account,
+    Attachment,
+    Autorizacion,
+    EpsAfiliado,
+    EpsUser,
+    Ips,
+    SolicitudAutorizacion,
+)
 
 DEFAULT_SEED = 2026
 FAMILIES = 60
@@ -113,6 +131,22 @@ FIXED_EPS: tuple[dict, ...] = (
         "fecha_nacimiento": "1975-09-12", "fecha_expedicion": "1993-10-01",
         "sexo": "M", "celular": "3014567110", "estado": "INACTIVO", "parentesco": "COTIZANTE",
     },
+    {
+        "numero_documento": "1000000120", "tipo_documento": "CC",
+        "primer_nombre": "LUIS", "segundo_nombre": "FERNANDO",
+        "primer_apellido": "ORTIZ", "segundo_apellido": "PEÑA",
+        "fecha_nacimiento": "1978-03-09", "fecha_expedicion": "1996-04-15",
+        "sexo": "M", "celular": "3154567120", "email": "luis.ortiz@example.com",
+        "parentesco": "COTIZANTE",
+    },
+    {
+        "numero_documento": "1000000121", "tipo_documento": "TI",
+        "primer_nombre": "MARIANA", "segundo_nombre": "",
+        "primer_apellido": "ORTIZ", "segundo_apellido": "CASTRO",
+        "fecha_nacimiento": "2013-10-05", "fecha_expedicion": "2020-11-10",
+        "sexo": "F", "parentesco": "HIJA",
+        "cabeza_tipo_documento": "CC", "cabeza_numero_documento": "1000000120",
+    },
 )  # fmt: skip
 FIXED_PURPOSE = {
     _FAMILY: "cotizante activa con 4 beneficiarios; autorizaciones en cada estado.",
@@ -121,6 +155,11 @@ FIXED_PURPOSE = {
     "1000000104": "hija de unos 4 años (beneficiaria, RC).",
     "1000000105": "madre de unos 75 años (beneficiaria).",
     "1000000110": "afiliado INACTIVO: el registro no lo deja seguir.",
+    "1000000120": (
+        "cotizante ya registrado (contraseña Hanna2026Demo) con solicitudes de "
+        "autorización en cada estado de vencimiento (Gestión: autorizaciones@gestion.test)."
+    ),
+    "1000000121": "hija de unos 12 años (beneficiaria, TI) con solicitudes de autorización.",
 }
 
 # (CUPS code, service) the demo's authorizations are for.
@@ -148,6 +187,13 @@ _FIXED_AUTORIZACIONES = (
 )
 
 
+# The registered family's earlier authorizations (the history staff see next to a request).
+_ORTIZ_AUTORIZACIONES = (
+    ("AUT-9000120", ("CC", "1000000120"), 0, "2025-08-12", "APROBADA"),
+    ("AUT-9000121", ("TI", "1000000121"), 2, "2025-09-03", "APROBADA"),
+)
+
+
 def demo_ips() -> list[dict]:
     """Return the demo IPS as CSV rows (column -> text)."""
     return [
@@ -166,7 +212,7 @@ def _fixed_eps() -> list[dict]:
     rows = []
     for spec in FIXED_EPS:
         row = _eps_row(direccion="Calle 72 # 45-18", **spec)
-        if row["parentesco"] != "COTIZANTE":
+        if row["parentesco"] != "COTIZANTE" and not row["cabeza_numero_documento"]:
             row["cabeza_tipo_documento"], row["cabeza_numero_documento"] = "CC", _FAMILY
         rows.append(row)
     return rows
@@ -304,6 +350,9 @@ def demo_autorizaciones(eps_rows: list[dict], seed: int = DEFAULT_SEED) -> list[
                 estado,
                 rng.choice(("", row["ips_nit"])),
             )
+    # After the drawn ones, so their numbers stay what they were before this family came.
+    for numero, key, service, fecha, estado in _ORTIZ_AUTORIZACIONES:
+        add(numero, key, service, fecha, estado, IPS_NITS[1])
     return rows
 
 
@@ -322,8 +371,13 @@ def _load(rows: list[dict], clean, load) -> ImportReport:
     return report
 
 
-def load_demo_eps(seed: int = DEFAULT_SEED) -> dict:
-    """Upsert the demo IPS, affiliates and authorizations; return counts. The caller owns the transaction."""
+def load_demo_eps(seed: int = DEFAULT_SEED, upload_dir: str | os.PathLike | None = None) -> dict:
+    """Upsert the demo IPS, affiliates and authorizations; return counts. The caller owns the transaction.
+
+    Also registers the Ortiz family's account and files its authorization
+    requests (their PDFs under upload_dir; without one, as in a bare database,
+    the requests are left out).
+    """
     eps_rows = demo_eps(seed)
     ips = _load(demo_ips(), eps_data.clean_ips, eps_data.load_ips)
     eps = _load(eps_rows, eps_data.clean_eps, eps_data.load_eps)
@@ -332,7 +386,12 @@ def load_demo_eps(seed: int = DEFAULT_SEED) -> dict:
         eps_data.clean_autorizacion,
         eps_data.load_autorizaciones,
     )
+    account = upsert_demo_account()
+    filed = load_demo_solicitudes(account, upload_dir) if upload_dir else 0
     return {
+        "cuenta": account.login,
+        "solicitudes": SolicitudAutorizacion.select().count(),
+        "solicitudes_created": filed,
         "ips": Ips.select().count(),
         "afiliados": EpsAfiliado.select().count(),
         "afiliados_created": eps.created,
@@ -358,3 +417,240 @@ def load_demo_eps(seed: int = DEFAULT_SEED) -> dict:
             for r in _fixed_eps()
         ],
     }
+
+
+# --- the registered family and its authorization requests (G3 → S1) ----------------
+
+DEMO_PASSWORD = "Hanna2026Demo"  # noqa: S105 - public demo password, as core.demo.DEMO_PASSWORD
+DEMO_ACCOUNT = ("CC", "1000000120")
+DEMO_DECIDER = "autorizaciones@gestion.test"  # core.demo's staff member of that role
+SOLICITUD_OWNER = "solicitud_autorizacion"  # Attachment.owner_type, as the office files it
+TERM_DAYS = 5  # working days to answer (G3)
+
+# (número, member, municipio, observación, plan): the plan puts the request in one due
+# state on the day the demo is loaded (_timeline), or decides it.
+_DEMO_SOLICITUDES = (
+    ("DEMO-0001", ("CC", "1000000120"), "08001",
+     "Control con medicina interna por hipertensión; adjunto la orden del médico.", "vencida"),
+    ("DEMO-0002", ("TI", "1000000121"), "08758",
+     "Consulta de pediatría de control, orden de la IPS.", "vence_hoy"),
+    ("DEMO-0003", ("CC", "1000000120"), "08001",
+     "Examen de glucosa en ayunas según la orden adjunta.", "por_vencer"),
+    ("DEMO-0004", ("TI", "1000000121"), "08001",
+     "Terapia física: 10 sesiones, orden del ortopedista.", "a_tiempo"),
+    ("DEMO-0005", ("CC", "1000000120"), "13001",
+     "Ecografía de abdomen total ordenada en urgencias.", "aprobada"),
+    ("DEMO-0006", ("TI", "1000000121"), "08001",
+     "Radiografía de tórax; la foto de la orden quedó borrosa.", "rechazada"),
+)  # fmt: skip
+_APPROVED_SERVICE = SERVICES[6]  # the approved request's authorization
+_REJECTED_WHY = (
+    "La orden médica adjunta no se lee: envíe una nueva solicitud con una foto nítida "
+    "de la orden completa, con la firma del médico."
+)
+
+
+def upsert_demo_account() -> Account:
+    """Create or restore the Ortiz family's Génesis account: password known, carta accepted."""
+    afiliado = EpsAfiliado.find(*DEMO_ACCOUNT)
+    login = genesis.login_of(*DEMO_ACCOUNT)
+    now = clock.utcnow()
+    credential = dict(
+        password_hash=passwords.hash_password(DEMO_PASSWORD),
+        status=Account.ACTIVE,
+        must_change_password=False,
+        failed_logins=0,
+        login_blocked_until=None,
+        celular=afiliado.celular,
+        email=afiliado.email,
+    )
+    profile = dict(
+        temp_password_expires_at=None,
+        privacy_accepted_at=now,
+        privacy_version=genesis.PRIVACY_VERSION,
+        carta_accepted_at=now,
+        carta_version=genesis.CARTA_VERSION,
+    )
+    account = Account.by_login(Account.EPS, login)
+    if account is None:
+        return EpsUser.create_account(afiliado, login, **credential, **profile)
+    Account.update(**credential).where(Account.id == account.id).execute()
+    # A demo account restored keeps when it first accepted; only a missing acceptance is filled.
+    EpsUser.update(
+        temp_password_expires_at=None,
+        carta_accepted_at=fn.COALESCE(EpsUser.carta_accepted_at, now),
+        carta_version=genesis.CARTA_VERSION,
+    ).where(EpsUser.account == account.id).execute()
+    return Account.get_by_id(account.id)
+
+
+def _working_days_before(day: date, n: int) -> date:
+    """Return the working day n working days before day."""
+    for _ in range(n):
+        day -= timedelta(days=1)
+        while not workdays.is_working_day(day):
+            day -= timedelta(days=1)
+    return day
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    """Return a Bogotá wall-clock time as the naive UTC every stored timestamp is."""
+    local = datetime.combine(day, time(hour, minute), BOGOTA)
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def _timeline(plan: str, now: datetime) -> tuple[datetime, datetime | None]:
+    """Return (created_at, decided_at) putting a request in plan's state on now's Bogotá day."""
+    today = workdays.to_local(now).date()
+    due_today = today if workdays.is_working_day(today) else workdays.next_working_day(today)
+    # A request received on working day D at 10:00 is due TERM_DAYS working days after D.
+    due = {
+        "vencida": _working_days_before(today, 2),
+        "vence_hoy": due_today,
+        "por_vencer": workdays.next_working_day(today),
+    }
+    if plan in due:
+        return _at(_working_days_before(due[plan], TERM_DAYS), 10), None
+    if plan == "a_tiempo":
+        return now - timedelta(hours=1), None
+    filed = _working_days_before(today, 12 if plan == "aprobada" else 9)
+    return _at(filed, 9, 30), _at(_working_days_before(today, 9 if plan == "aprobada" else 6), 11)
+
+
+def demo_pdf(lines: tuple[str, ...]) -> bytes:
+    """Return a one-page PDF with lines of text (Helvetica): a stand-in for a medical order."""
+
+    def literal(text: str) -> bytes:
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        return escaped.encode("cp1252", "replace")
+
+    content = b"BT /F1 13 Tf 72 780 Td 20 TL\n"
+    content += b"".join(b"(" + literal(line) + b") '\n" for line in lines) + b"ET"
+    objects = (
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+    )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def _demo_key(pdf: bytes) -> str:
+    """Return the storage key of a demo file: from its bytes, so every load writes the same file."""
+    return base64.urlsafe_b64encode(hashlib.sha256(pdf).digest()).decode()[:32]
+
+
+def _file_support(solicitud: SolicitudAutorizacion, member: EpsAfiliado, upload_dir) -> None:
+    """Give a demo request its PDF: stored once under a key of its content, recorded once.
+
+    The key is not random as an upload's is: a demo loaded into a fresh database
+    (each test run, a reset) finds its files already there instead of adding six
+    more to UPLOAD_DIR, and a wiped UPLOAD_DIR gets them back on the next load.
+    """
+    pdf = demo_pdf(
+        (
+            "CAJACOPI EPS - ORDEN MÉDICA (DEMOSTRACIÓN)",
+            f"Paciente: {member.nombre_completo}",
+            f"Documento: {member.tipo_documento} {member.numero_documento}",
+            f"Solicitud: {solicitud.numero}",
+            solicitud.observacion,
+            "Documento de prueba generado por el portal: no es una orden real.",
+        )
+    )
+    key = _demo_key(pdf)
+    path = uploads.path_for(key, upload_dir)
+    if not path.exists():
+        # Checked by content like any upload, then moved under its fixed key. Inside the
+        # demo's transaction (files.upload refuses that): a rollback leaves only this file.
+        stored = uploads.store(
+            io.BytesIO(pdf), f"orden-{solicitud.numero}.pdf", uploads.AUTHORIZATION, upload_dir
+        )
+        drawn = uploads.path_for(stored.key, upload_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(drawn, path)
+        for folder in (drawn.parent, drawn.parent.parent):  # the random key's, now empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    values = dict(
+        key=key,
+        original_name=f"orden-{solicitud.numero}.pdf",
+        content_type=uploads.Kind.PDF.mime,
+        kind=uploads.Kind.PDF.value,
+        size=len(pdf),
+        sha256=hashlib.sha256(pdf).hexdigest(),
+    )
+    found = Attachment.of(SOLICITUD_OWNER, solicitud.id)
+    if not found:
+        Attachment.create(
+            owner_type=SOLICITUD_OWNER,
+            owner_id=solicitud.id,
+            created_by=solicitud.account_id,
+            **values,
+        )
+    elif found[0].key != key:
+        Attachment.update(**values).where(Attachment.id == found[0].id).execute()
+
+
+def load_demo_solicitudes(account: Account, upload_dir: str | os.PathLike) -> int:
+    """File the Ortiz family's demo requests once (dated from today), each with its PDF; count new ones.
+
+    A request already there is left as it is (staff may have decided it since);
+    only its file is stored again when missing.
+    """
+    now = clock.utcnow()
+    decider = Account.by_login(Account.STAFF, DEMO_DECIDER)
+    ips = Ips.get_or_none(Ips.nit == eps_data.normalize_nit(IPS_NITS[0]))
+    created = 0
+    for numero, key, municipio, observacion, plan in _DEMO_SOLICITUDES:
+        member = EpsAfiliado.find(*key)
+        solicitud = SolicitudAutorizacion.get_or_none(SolicitudAutorizacion.numero == numero)
+        if solicitud is None:
+            created_at, decided_at = _timeline(plan, now)
+            values = dict(
+                numero=numero,
+                afiliado=member.id,
+                account=account.id,
+                municipio=municipio,
+                observacion=observacion,
+                form_key=f"demo-{numero}",
+                created_at=created_at,
+                due_on=workdays.add_working_days(created_at, TERM_DAYS),
+            )
+            if plan == "aprobada":
+                codigo, nombre = _APPROVED_SERVICE
+                autorizacion = Autorizacion.create(
+                    numero=f"AUT-{numero}",
+                    afiliado=member.id,
+                    codigo_servicio=codigo,
+                    nombre_servicio=nombre,
+                    fecha=workdays.to_local(decided_at).date(),
+                    estado="APROBADA",
+                    ips=ips.id if ips else None,
+                    created_at=decided_at,
+                    updated_at=decided_at,
+                )
+                values.update(estado=SolicitudAutorizacion.APROBADA, autorizacion=autorizacion.id)
+            elif plan == "rechazada":
+                values.update(estado=SolicitudAutorizacion.RECHAZADA, motivo_rechazo=_REJECTED_WHY)
+            if decided_at is not None:
+                values.update(decided_at=decided_at, decided_by=decider.id if decider else None)
+            solicitud = SolicitudAutorizacion.create(**values)
+            created += 1
+        _file_support(solicitud, member, upload_dir)
+    return created

@@ -51,6 +51,10 @@ class Action(enum.StrEnum):
     REQUEST_APPLICATION = "aplicacion.solicitar"
     VIEW_REQUEST = "solicitud.ver"  # obj: a SolicitudAplicacion
     USE_CONVENIOS = "convenios.usar"
+    # EPS affiliates (Génesis)
+    USE_GENESIS = "genesis.usar"  # the virtual office
+    VIEW_MEMBER = "genesis.miembro"  # obj: an EpsAfiliado of the family group
+    VIEW_AUTHORIZATION_REQUEST = "genesis.solicitud"  # obj: a SolicitudAutorizacion
     # Staff
     OPEN_BACK_OFFICE = "gestion.entrar"
     UNBLOCK_USERS = "usuarios.desbloquear"
@@ -60,6 +64,7 @@ class Action(enum.StrEnum):
     SEARCH_AUDIT = "auditoria.consultar"
     MANAGE_CONVENIO_ACCESS = "convenios.accesos"  # who is granted CONVENIOS; revoke a grant
     SEARCH_CONVENIO_LOOKUPS = "convenios.consultas"  # the look-up log (habeas data)
+    DECIDE_AUTHORIZATIONS = "autorizaciones.decidir"  # G3 requests: approve or reject
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,18 @@ def _owns(account: Account, obj: Any) -> bool:
     return obj is not None and getattr(obj, "account_id", None) == account.id
 
 
+def _in_family(account: Account, obj: Any) -> bool:
+    from core.genesis import family_ids
+
+    return obj is not None and getattr(obj, "id", None) in family_ids(account)
+
+
+def _for_family(account: Account, obj: Any) -> bool:
+    from core.genesis import family_ids
+
+    return obj is not None and getattr(obj, "afiliado_id", None) in family_ids(account)
+
+
 def _granted(application: Application) -> Callable[[Account], bool]:
     def holds(account: Account) -> bool:
         return (
@@ -89,12 +106,16 @@ def _granted(application: Application) -> Callable[[Account], bool]:
 
 _STAFF = frozenset({Account.STAFF})
 _HANNA = frozenset({Account.HANNA})
+_EPS = frozenset({Account.EPS})
 
 RULES: dict[Action, Rule] = {
     Action.USE_HANNA: Rule(_HANNA),
     Action.REQUEST_APPLICATION: Rule(_HANNA),
     Action.VIEW_REQUEST: Rule(_HANNA, check=_owns),
     Action.USE_CONVENIOS: Rule(_HANNA, holds=_granted(Application.CONVENIOS)),
+    Action.USE_GENESIS: Rule(_EPS),
+    Action.VIEW_MEMBER: Rule(_EPS, check=_in_family),
+    Action.VIEW_AUTHORIZATION_REQUEST: Rule(_EPS, check=_for_family),
     Action.OPEN_BACK_OFFICE: Rule(_STAFF),
     Action.UNBLOCK_USERS: Rule(_STAFF, frozenset({Role.AFILIACIONES})),
     Action.DECIDE_REQUESTS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
@@ -104,6 +125,7 @@ RULES: dict[Action, Rule] = {
     Action.SEARCH_AUDIT: Rule(_STAFF, frozenset({Role.ADMIN})),
     Action.MANAGE_CONVENIO_ACCESS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
     Action.SEARCH_CONVENIO_LOOKUPS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
+    Action.DECIDE_AUTHORIZATIONS: Rule(_STAFF, frozenset({Role.AUTORIZACIONES})),
 }
 
 

@@ -61,6 +61,9 @@ class Purpose(StrEnum):
     CONVENIO_USER_DAY = "convenio_user_day"
     CONVENIO_ENTITY_BURST = "convenio_entity_burst"
     CONVENIO_ENTITY_DAY = "convenio_entity_day"
+    # Génesis (G1, G2): registration tries per document, reset codes per document.
+    GENESIS_REGISTRO = "genesis_registro"
+    GENESIS_RESET = "genesis_reset"
 
 
 _redis = None  # a redis.Redis client when configured

@@ -9,3 +9,39 @@ document.addEventListener("htmx:after:swap", () => {
     }
   }
 });
+
+// A form marked data-progress goes by XMLHttpRequest, so a <progress> can show the upload
+// (fetch cannot). A redirect's page is then opened; any other answer (422, 413) replaces
+// <main>. Without this script the form posts as it is.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const bar = form.matches("form[data-progress]") && form.querySelector("progress");
+  if (!bar || event.defaultPrevented) return;
+  event.preventDefault();
+  const data = new FormData(form);
+  const button = event.submitter;
+  if (button && button.name) data.append(button.name, button.value);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", form.action);
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded; }
+  });
+  xhr.addEventListener("load", () => {
+    if (xhr.responseURL && xhr.responseURL !== form.action) {
+      location.assign(xhr.responseURL);
+      return;
+    }
+    const main = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("main");
+    if (!main) return location.reload();
+    document.querySelector("main").replaceWith(main);
+    if (window.htmx) htmx.process(main);
+    (main.querySelector("[role=alert]") || main).scrollIntoView();
+  });
+  xhr.addEventListener("error", () => {
+    bar.previousElementSibling.textContent = "No se pudo enviar. Revise su conexión e inténtelo de nuevo.";
+    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+  });
+  bar.parentElement.hidden = false;
+  form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  xhr.send(data);
+});

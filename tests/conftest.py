@@ -107,6 +107,7 @@ def _make_app(tmp_path, **over):
             "CAPTCHA": "off",
             "SMS_BACKEND": "file",
             "SMS_FILE": str(tmp_path / "sms.jsonl"),
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
             **over,
         }
     )

@@ -129,3 +129,70 @@ def grant_convenios(account: Account, sedes) -> None:
         acceso = Acceso.create(account=account, aplicacion="convenios", entidad=sedes[0].entidad_id)
     for sede in sedes:
         AccesoSede.insert(acceso=acceso, sede=sede).on_conflict_ignore().execute()
+
+
+_eps_numbers = itertools.count(73000001)
+
+
+def make_ips(**over):
+    from models import Ips
+
+    fields = dict(
+        nit=str(900000000 + next(_eps_numbers) % 99999) + "1",
+        nombre="IPS Salud Caribe S.A.S.",
+        email="ips@example.com",
+        telefono="6053714545",
+        direccion="Calle 44 # 45-57",
+        municipio="08001",
+    )
+    fields.update(over)
+    return Ips.create(**fields)
+
+
+def make_eps_afiliado(cabeza=None, **over):
+    """An EPS affiliate: a cotizante unless cabeza (a cotizante row) is given."""
+    from models import EpsAfiliado
+
+    fields = dict(
+        tipo_documento="CC",
+        numero_documento=str(next(_eps_numbers)),
+        primer_nombre="ROSA",
+        segundo_nombre="ELENA",
+        primer_apellido="DÍAZ",
+        segundo_apellido="MEJÍA",
+        fecha_nacimiento=date(1985, 3, 14),
+        fecha_expedicion=date(2003, 5, 2),
+        sexo="F",
+        regimen="CONTRIBUTIVO",
+        estado="ACTIVO",
+        celular="3004567101",
+        email="rosa@example.com",
+        direccion="Carrera 50 # 72-10",
+        municipio="08001",
+        cabeza=cabeza,
+        parentesco="COTIZANTE" if cabeza is None else "HIJO",
+    )
+    fields.update(over)
+    return EpsAfiliado.create(**fields)
+
+
+def make_eps_user(afiliado=None, password: str = PASSWORD, carta: bool = True, **over) -> Account:
+    """A registered Génesis account that changed its SMS password and accepted the carta."""
+    from core import genesis
+    from models import EpsUser
+
+    afiliado = afiliado or make_eps_afiliado()
+    now = utcnow()
+    fields = dict(
+        password_hash=passwords.hash_password(password),
+        status=Account.ACTIVE,
+        celular=afiliado.celular,
+        email=afiliado.email,
+        privacy_accepted_at=now,
+        privacy_version=genesis.PRIVACY_VERSION,
+        carta_accepted_at=now if carta else None,
+        carta_version=genesis.CARTA_VERSION if carta else "",
+    )
+    fields.update(over)
+    login = genesis.login_of(afiliado.tipo_documento, afiliado.numero_documento)
+    return EpsUser.create_account(afiliado, login, **fields)

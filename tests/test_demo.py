@@ -503,3 +503,21 @@ def test_demo_eps_rows_are_deterministic_and_pass_the_importer():
     auts = eps_demo.demo_autorizaciones(rows)
     assert all(not eps_data.clean_autorizacion(r)[1] for r in auts)
     assert {r["estado"] for r in auts} == set(eps_data.ESTADOS_AUTORIZACION)
+
+
+def test_demo_authorization_requests_come_with_their_files_once(database, tmp_path):
+    from core import uploads
+
+    folder = tmp_path / "uploads"
+    first = load_demo(upload_dir=str(folder))
+    again = load_demo(upload_dir=str(folder))
+
+    solicitudes = list(models.SolicitudAutorizacion.select())
+    assert len(solicitudes) == 6 and first["eps"]["solicitudes_created"] == 6
+    assert again["eps"]["solicitudes_created"] == 0
+    assert {s.estado for s in solicitudes} == {"PENDIENTE", "APROBADA", "RECHAZADA"}
+    for s in solicitudes:
+        files = models.Attachment.of("solicitud_autorizacion", s.id)
+        assert len(files) == 1 and files[0].kind == "pdf"
+        assert uploads.path_for(files[0].key, folder).exists()
+    assert len([p for p in folder.rglob("*") if p.is_file()]) == 6

@@ -22,11 +22,11 @@ from tests.factories import make_user
 # --- files built here -------------------------------------------------------------
 
 
-def pdf_bytes(body: bytes = b"") -> bytes:
-    """Return a minimal valid one-page PDF (body goes into the page's content)."""
+def pdf_bytes(body: bytes = b"", catalog: bytes = b"") -> bytes:
+    """Return a minimal valid one-page PDF (body goes into the page's content, catalog into its dictionary)."""
     stream = body or b"BT /F1 12 Tf 72 720 Td (Orden medica) Tj ET"
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Catalog /Pages 2 0 R %s>>" % catalog,
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
@@ -199,10 +199,10 @@ def test_png_with_a_zip_appended_is_refused(db, upload_dir):
 @pytest.mark.parametrize(
     "data",
     [
-        pdf_bytes(b"/S /JavaScript /JS (app.alert(1))"),
-        pdf_bytes(b"/S /J#61vaScript"),  # the same name spelt with an escape
-        pdf_bytes(b"/Type /Action /S /Launch /F (cmd.exe)"),
-        pdf_bytes(b"/Type /EmbeddedFile"),
+        pdf_bytes(catalog=b"/OpenAction << /S /JavaScript /JS (app.alert(1)) >> "),
+        pdf_bytes(catalog=b"/OpenAction << /S /J#61vaScript >> "),  # spelt with an escape
+        pdf_bytes(catalog=b"/OpenAction << /Type /Action /S /Launch /F (cmd.exe) >> "),
+        pdf_bytes(catalog=b"/Names << /EmbeddedFiles 5 0 R >> "),
     ],
     ids=["javascript", "escaped-javascript", "launch", "embedded-file"],
 )
@@ -616,3 +616,17 @@ def test_store_reads_a_werkzeug_file_part(app, db, upload_dir):
         attachment = files.save(part.stream, part.filename, AUTHORIZATION, upload_dir, "caso", 1)
     assert attachment.kind == "jpeg"
     assert attachment.original_name == "foto del celular.jpg"
+
+
+def test_a_scan_whose_compressed_bytes_spell_an_active_name_is_accepted(db, upload_dir):
+    # Megabytes of image data spell "/JS " by chance; inside a stream it is no name.
+    noise = os.urandom(200_000) + b"/JS " + os.urandom(200_000) + b"/JavaScript\n"
+    stored = uploads.store(io.BytesIO(pdf_bytes(noise)), "escaneo.pdf", AUTHORIZATION, upload_dir)
+    assert stored.kind is uploads.Kind.PDF
+
+
+def test_an_active_name_after_a_stream_is_still_found(db, upload_dir):
+    data = pdf_bytes(b"BT ET").replace(
+        b"trailer", b"6 0 obj\n<< /S /JavaScript >>\nendobj\ntrailer"
+    )
+    assert_refused(data, "orden.pdf", upload_dir, uploads.ActiveContent, AUTHORIZATION)

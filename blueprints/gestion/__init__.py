@@ -18,6 +18,7 @@ bp = Blueprint("gestion", __name__, url_prefix="/gestion")
 SECTIONS = [
     (Action.UNBLOCK_USERS, "gestion.desbloqueos", "Usuarios bloqueados"),
     (Action.DECIDE_REQUESTS, "gestion.solicitudes", "Solicitudes de aplicaciones"),
+    (Action.DECIDE_AUTHORIZATIONS, "gestion.autorizaciones", "Solicitudes de autorización"),
     (Action.MANAGE_ENTITIES, "gestion.entidades", "Entidades en convenio"),
     (Action.MANAGE_CONVENIO_ACCESS, "gestion.convenio_accesos", "Accesos a Convenios"),
     (Action.SEARCH_CONVENIO_LOOKUPS, "gestion.convenio_consultas", "Consultas de convenio"),
@@ -55,6 +56,7 @@ add_gate(
 from blueprints.gestion import (  # noqa: E402, F401
     acceso,
     auditoria,
+    autorizaciones,
     convenios,
     desbloqueo,
     entidades,

@@ -34,6 +34,9 @@ ACTION_LABELS = {
     "sede.editar": "Editar sede",
     "convenio.acceso.retirar": "Retirar acceso a Convenios",
     "convenio.consultas.buscar": "Ver consultas de convenio",
+    "autorizacion.aprobar": "Aprobar solicitud de autorización",
+    "autorizacion.rechazar": "Rechazar solicitud de autorización",
+    "autorizacion.soporte.ver": "Ver soporte de solicitud de autorización",
 }
 TARGET_LABELS = {
     "usuario": "Usuario",
@@ -44,6 +47,7 @@ TARGET_LABELS = {
     "acceso": "Acceso a aplicación",
     "cedula": "Cédula",
     "consultas_convenio": "Registro de consultas de convenio",
+    "solicitud_autorizacion": "Solicitud de autorización",
 }
 NOBODY = 0  # no account has id 0: an e-mail that is no staff member's matches no row
 

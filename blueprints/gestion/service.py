@@ -22,6 +22,7 @@ from models import (
     Entidad,
     HannaUser,
     SolicitudAplicacion,
+    SolicitudAutorizacion,
     StaffMember,
     db,
     new_token,
@@ -167,6 +168,12 @@ def section_counts(endpoints: list[str]) -> dict[str, int]:
             counts[endpoint] = (
                 SolicitudAplicacion.select()
                 .where(SolicitudAplicacion.estado == SolicitudAplicacion.PENDIENTE)
+                .count()
+            )
+        elif endpoint == "gestion.autorizaciones":
+            counts[endpoint] = (
+                SolicitudAutorizacion.select()
+                .where(SolicitudAutorizacion.estado == SolicitudAutorizacion.PENDIENTE)
                 .count()
             )
         elif endpoint == "gestion.entidades":

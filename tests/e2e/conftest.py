@@ -203,6 +203,46 @@ class Portal:
         with self.db().connection_context():
             grant_convenios(account, sedes)
 
+    def seed_eps_family(self, celular: str) -> tuple[models.EpsAfiliado, models.EpsAfiliado, str]:
+        """Insert an ACTIVO cotizante (CC) with a child beneficiary (TI); return them and their IPS's name."""
+        from tests.factories import make_eps_afiliado, make_ips
+
+        with self.db().connection_context(), models.db.atomic():
+            n = self.new_document()
+            ips = make_ips(nit=f"8{n}1", nombre=f"IPS Clínica del Norte {n}")
+            head = make_eps_afiliado(
+                numero_documento=self.new_document(),
+                primer_nombre="MARTHA",
+                segundo_nombre="LUCÍA",
+                primer_apellido="CASTRO",
+                segundo_apellido="ROMERO",
+                celular=celular,
+                email="",
+                fecha_expedicion=date(2004, 8, 19),
+                ips=ips,
+            )
+            child = make_eps_afiliado(
+                cabeza=head,
+                tipo_documento="TI",
+                numero_documento="1" + self.new_document() + "7",
+                primer_nombre="SAMUEL",
+                segundo_nombre="",
+                primer_apellido="CASTRO",
+                segundo_apellido="ROMERO",
+                fecha_nacimiento=date.today().replace(year=date.today().year - 11, day=1),
+                fecha_expedicion=None,
+                celular="",
+                email="",
+                ips=ips,
+            )
+        return head, child, ips.nombre
+
+    def autorizaciones_of(self, afiliado_id: int) -> list[models.Autorizacion]:
+        with self.db().connection_context():
+            return list(
+                models.Autorizacion.select().where(models.Autorizacion.afiliado == afiliado_id)
+            )
+
     def usos_of(self, cedula: str) -> list[models.UsoConvenio]:
         """Return the uses of the convenio reported from look-ups of this cédula."""
         with self.db().connection_context():

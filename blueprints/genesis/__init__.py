@@ -1,0 +1,36 @@
+"""Portal Génesis (SPEC G1–G4): EPS affiliates register, sign in, and use the virtual office.
+
+The blueprint, and the two things an EPS account must do before any page
+opens (G2): change the temporary password the SMS carried, then accept the
+"carta de derechos y deberes". Route modules are imported at the bottom:
+``acceso`` (the entry, login, first-login gates, forgotten password),
+``registro`` (G1), ``oficina`` (G3, G4).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from blueprints.auth import add_gate
+from models import Account
+
+bp = Blueprint("genesis", __name__, url_prefix="/genesis")
+
+
+def _temporary_password(account: Account) -> bool:
+    return account.kind == Account.EPS and account.must_change_password
+
+
+def _carta_pending(account: Account) -> bool:
+    return (
+        account.kind == Account.EPS
+        and account.eps is not None
+        and account.eps.carta_accepted_at is None
+    )
+
+
+# In this order: the SMS password first (it is the weaker secret), then the carta.
+add_gate(_temporary_password, "genesis.cambiar_clave", ("genesis.salir",))
+add_gate(_carta_pending, "genesis.carta", ("genesis.salir",))
+
+from blueprints.genesis import acceso, oficina, registro  # noqa: E402, F401
