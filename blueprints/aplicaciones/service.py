@@ -16,7 +16,7 @@ from typing import BinaryIO
 from peewee import JOIN, IntegrityError, fn
 
 from blueprints import files
-from core import audit, clock, notify, uploads
+from core import audit, clock, decisions, notify, uploads
 from core.db import is_sqlite
 from core.permissions import Action, Application
 from models import (
@@ -366,14 +366,8 @@ def sedes_granted(solicitud: SolicitudAplicacion) -> list[Sede]:
 
 def _claim(solicitud_id: int, **changes) -> SolicitudAplicacion:
     """Mark a pending request decided, or raise AlreadyDecided (one UPDATE decides)."""
-    sa = SolicitudAplicacion
-    won = (
-        sa.update(decided_at=clock.utcnow(), **changes)
-        .where((sa.id == solicitud_id) & (sa.estado == sa.PENDIENTE))
-        .execute()
-    )
-    solicitud = sa.get_by_id(solicitud_id)  # DoesNotExist for a wrong id: the view 404s first
-    if won != 1:
+    won, solicitud = decisions.claim_pending(SolicitudAplicacion, solicitud_id, **changes)
+    if not won:
         raise AlreadyDecided(solicitud)
     return solicitud
 

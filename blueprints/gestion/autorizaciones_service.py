@@ -15,7 +15,7 @@ from datetime import date
 
 from peewee import IntegrityError, fn
 
-from core import audit, clock, notify, workdays
+from core import audit, clock, decisions, notify, workdays
 from core.convenios import RECEIPT_ALPHABET
 from core.genesis import DOCUMENT_TYPES
 from models import (
@@ -211,15 +211,9 @@ def clean_codigo(value: str) -> str:
 
 
 def _claim(solicitud_id: int, **changes) -> SolicitudAutorizacion:
-    """Mark a pending request decided, or raise AlreadyDecided: one UPDATE decides."""
-    sa = SolicitudAutorizacion
-    won = (
-        sa.update(decided_at=clock.utcnow(), **changes)
-        .where((sa.id == solicitud_id) & (sa.estado == sa.PENDIENTE))
-        .execute()
-    )
-    solicitud = sa.get_by_id(solicitud_id)  # DoesNotExist for a wrong id: the view 404s first
-    if won != 1:
+    """Mark a pending request decided, or raise AlreadyDecided (one UPDATE decides)."""
+    won, solicitud = decisions.claim_pending(SolicitudAutorizacion, solicitud_id, **changes)
+    if not won:
         raise AlreadyDecided(solicitud)
     return solicitud
 
