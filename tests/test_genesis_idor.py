@@ -9,12 +9,12 @@ import itertools
 from datetime import date
 
 import pytest
-from factories import make_eps_afiliado, make_eps_user, make_staff, make_user
-from test_genesis_oficina import files_on_disk, pdf_bytes
 
 import models
 from core import genesis
 from models import Attachment, CambioDatosEps, EpsAfiliado, SolicitudAutorizacion
+from tests.factories import make_eps_afiliado, make_eps_user, make_staff, make_user
+from tests.test_genesis_oficina import files_on_disk, pdf_bytes
 
 _keys = itertools.count()
 

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 
 import pikepdf
 import pytest
-from factories import make_eps_afiliado, make_eps_user, make_ips
 from PIL import Image
 
 import models
@@ -22,32 +21,10 @@ from models import (
     Message,
     SolicitudAutorizacion,
 )
+from tests.factories import make_eps_afiliado, make_eps_user, make_ips
+from tests.sample_files import pdf_bytes
 
 # --- helpers the other Génesis office tests import ----------------------------------------
-
-
-def pdf_bytes(body: bytes = b"") -> bytes:
-    """Return a minimal valid one-page PDF (body goes into the page's content)."""
-    stream = body or b"BT /F1 12 Tf 72 720 Td (Orden medica) Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, obj))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1))
-    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
-    return out.getvalue()
 
 
 def photo_bytes(fmt: str = "JPEG", size=(60, 80), color=(200, 30, 30)) -> bytes:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 
 import pytest
-from factories import make_eps_user
-from test_genesis_oficina import (
+
+import models
+from core import genesis, uploads
+from models import Attachment, Message, SolicitudAutorizacion
+from tests.factories import make_eps_user
+from tests.sample_files import png_claiming
+from tests.test_genesis_oficina import (
     files_on_disk,
     form_key,
     make_family,
@@ -18,29 +21,8 @@ from test_genesis_oficina import (
     send,
 )
 
-import models
-from core import genesis, uploads
-from models import Attachment, Message, SolicitudAutorizacion
-
 MB = uploads.MB
 CAP = uploads.AUTHORIZATION.max_bytes
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """Return a PNG whose header claims width x height over a few bytes of data (a bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
 
 
 def jar_bytes() -> bytes:

@@ -28,18 +28,11 @@ from models import (
     Message,
     SolicitudAutorizacion,
 )
+from tests.sample_files import pdf_bytes
 
 BASE = "http://localhost"
 LINK = f"{BASE}/genesis/"
 QUEUE = "/gestion/autorizaciones"
-
-
-def pdf_bytes() -> bytes:
-    return (
-        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-        b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
-        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
-    )
 
 
 @pytest.fixture(autouse=True)
