@@ -237,6 +237,13 @@ class Portal:
             )
         return head, child, ips.nombre
 
+    def seed_eps_user(self, afiliado: models.EpsAfiliado, password: str, **over) -> models.Account:
+        """Give an EPS affiliate a Génesis account (over: carta=False, must_change_password…)."""
+        from tests.factories import make_eps_user
+
+        with self.db().connection_context():
+            return make_eps_user(afiliado, password=password, **over)
+
     def autorizaciones_of(self, afiliado_id: int) -> list[models.Autorizacion]:
         with self.db().connection_context():
             return list(
