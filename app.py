@@ -278,7 +278,9 @@ def redact_path(path: str) -> str:
 # Our routes' fixed parts are lowercase words; ids are short numbers. Anything
 # else in a path (tokens, keys, file names) may be a secret.
 _PLAIN_SEGMENT = re.compile(r"[a-z][a-z-]*|[0-9]{1,6}|")
-_REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) (HTTP/[0-9.]+)"')
+# The development server colours a non-200 line: ANSI codes may wrap it inside the quotes.
+_ANSI = r"((?:\x1b\[[0-9;]*m)*)"
+_REQUEST_LINE = re.compile(rf'"{_ANSI}([A-Z]+) (\S+) (HTTP/[0-9.]+){_ANSI}"')
 # A full address anywhere in the line: the Referer of a request made from a
 # reset or activation page carries that page's token.
 _URL = re.compile(r'(https?://[^/\s"]+)(/[^\s"]*)')
@@ -289,7 +291,9 @@ class RedactRequestLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _REQUEST_LINE.sub(lambda m: f'"{m[1]} {redact_path(m[2])} {m[3]}"', message)
+        redacted = _REQUEST_LINE.sub(
+            lambda m: f'"{m[1]}{m[2]} {redact_path(m[3])} {m[4]}{m[5]}"', message
+        )
         redacted = _URL.sub(lambda m: m[1] + redact_path(m[2]), redacted)
         if redacted != message:
             record.msg, record.args = redacted, ()

@@ -268,7 +268,8 @@ def start_session(
     UserSession.create(
         token_hash=tokens.digest(token),
         account=user,
-        user_agent=user_agent[:200],
+        # Shown in "Mis sesiones" only; a NUL byte would not even fit a PostgreSQL text.
+        user_agent="".join(c for c in user_agent if c.isprintable())[:200],
         idle_seconds=int(idle.total_seconds()),
         second_factor_at=utcnow() if second_factor else None,
     )

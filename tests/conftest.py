@@ -47,11 +47,24 @@ def _fresh_postgres(schema: str) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
         ).fetchall()
         known = {m._meta.table_name for m in models.MODELS}
+        sequences = [
+            name
+            for (name,) in admin.execute_sql(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = %s", (schema,)
+            ).fetchall()
+        ]
         with admin.atomic():
-            # replica: the audit log's guard triggers refuse TRUNCATE, as they should in use.
+            # replica: neither the foreign keys nor the audit log's guard triggers (which
+            # refuse deletes, as they should in use) fire while the tables are emptied.
             admin.execute_sql("SET LOCAL session_replication_role = replica")
             admin.execute_sql("SET LOCAL lock_timeout = '20s'")
-            admin.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            # DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE's new files
+            # for 30 tables cost about a third of a second a test.
+            admin.execute_sql(
+                "; ".join(f"DELETE FROM {table}" for table in tables.split(", "))  # noqa: S608
+            )
+            for name in sequences:
+                admin.execute_sql(f'ALTER SEQUENCE {schema}."{name}" RESTART')
             for (name,) in extra:  # a table a test made (a migration's) goes
                 if name not in known:
                     admin.execute_sql(f'DROP TABLE {schema}."{name}"')
@@ -93,7 +106,9 @@ def _make_app(tmp_path, **over):
     url, schema = _database_url(tmp_path)
     if schema:
         sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}options=-csearch_path%3D{schema}"
+        # No wait for the WAL to reach the disk at each commit: a test's data need not
+        # survive a crash of the machine, and every commit is faster.
+        url = f"{url}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
         _fresh_postgres(schema)
     app = create_app(
         {

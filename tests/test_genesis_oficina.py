@@ -179,7 +179,7 @@ def test_nucleo_lists_the_family_with_document_parentesco_age_and_state(
 def test_the_request_page_asks_for_the_contact_data_first(signed_in, family):
     lucia = family[2]
     page = signed_in.get(form_url(lucia))
-    assert page.status_code == 302
+    assert page.status_code == 303
     assert page.headers["Location"].endswith(f"/genesis/solicitud/{lucia.id}/contacto")
     contact = signed_in.get(f"/genesis/solicitud/{lucia.id}/contacto")
     assert contact.status_code == 200

@@ -31,6 +31,7 @@ GENESIS_PRIVATE = frozenset(
         "/genesis/oficina",
         "/genesis/solicitud",
         "/genesis/consulta",
+        "/genesis/inactivo",
     }
 )
 

@@ -2,7 +2,8 @@
 
 The blueprint, and the two things an EPS account must do before any page
 opens (G2): change the temporary password the SMS carried, then accept the
-"carta de derechos y deberes". Route modules are imported at the bottom:
+"carta de derechos y deberes"; and before both, that the affiliate is still
+ACTIVO in the EPS's data (an open session of one retired since ends). Route modules are imported at the bottom:
 ``acceso`` (the entry, login, first-login gates, forgotten password),
 ``registro`` (G1), ``oficina`` (G3, G4).
 """
@@ -12,9 +13,18 @@ from __future__ import annotations
 from flask import Blueprint
 
 from blueprints.auth import add_gate
-from models import Account
+from models import Account, EpsAfiliado
 
 bp = Blueprint("genesis", __name__, url_prefix="/genesis")
+
+
+def _no_longer_active(account: Account) -> bool:
+    # An import may retire an affiliate while a session is open: it ends at the next page.
+    return (
+        account.kind == Account.EPS
+        and account.eps is not None
+        and account.eps.afiliado.estado != EpsAfiliado.ACTIVO
+    )
 
 
 def _temporary_password(account: Account) -> bool:
@@ -29,7 +39,9 @@ def _carta_pending(account: Account) -> bool:
     )
 
 
-# In this order: the SMS password first (it is the weaker secret), then the carta.
+# In this order: an affiliate no longer ACTIVO is signed out; then the SMS password
+# (the weaker secret); then the carta.
+add_gate(_no_longer_active, "genesis.inactivo")
 add_gate(_temporary_password, "genesis.cambiar_clave", ("genesis.salir",))
 add_gate(_carta_pending, "genesis.carta", ("genesis.salir",))
 

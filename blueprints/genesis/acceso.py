@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from blueprints.auth import check_login, home_url, keep_device, require, sign_in, signed_out
+from blueprints.auth import (
+    check_login,
+    current_account,
+    home_url,
+    keep_device,
+    require,
+    sign_in,
+    signed_out,
+)
 from blueprints.genesis import bp, service
 from blueprints.genesis.forms import CartaForm, CodigoForm, DocumentoForm, LoginForm, NuevaClaveForm
 from blueprints.web import limiter, render, safe_next, see_other
@@ -78,6 +86,21 @@ def login():
     return keep_device(see_other(target), result)
 
 
+@bp.get("/inactivo")
+def inactivo():
+    """End the session of an affiliate the EPS's data no longer has as ACTIVO (the first gate).
+
+    Only that session: a link here signs nobody else out.
+    """
+    account = current_account()
+    if account is None:
+        return redirect(url_for("genesis.login"))
+    if genesis.afiliado_of(account) is None or genesis.afiliado_of(account).estado == "ACTIVO":
+        abort(404)
+    core_auth.end_session(session["sid"])
+    return signed_out(REFUSED[service.Ingreso.AFILIADO_INACTIVO], Account.EPS)
+
+
 @bp.post("/salir")
 def salir():
     """End this session on the server and in the browser."""
@@ -115,9 +138,13 @@ def cambiar_clave():
         if not problems and service.same_as_current(account, form.password.data):
             problems = [SAME_AS_TEMPORARY]
         if not problems:
-            service.change_temporary_password(
-                account, form.password.data, keep_session=session["sid"]
-            )
+            try:
+                service.change_temporary_password(
+                    account, form.password.data, keep_session=session["sid"]
+                )
+            except core_auth.AccountError:  # changed meanwhile (a double click, another tab)
+                flash("Su contraseña ya había sido cambiada.", "info")
+                return see_other(home_url(account))
             login_user(account)  # the login id rotated: keep this browser signed in
             flash("Su contraseña fue actualizada.", "ok")
             return see_other(home_url(account))

@@ -7,13 +7,13 @@ the family group (core.genesis.family_of) is answered as if it did not exist.
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 from flask_login import current_user
 
 from blueprints.auth import current_account, owned_or_404, require
 from blueprints.genesis import bp
 from blueprints.genesis.oficina_forms import ContactoForm, SolicitudForm, new_form_key
-from blueprints.web import body_limit, limiter, render, see_other, send_attachment
+from blueprints.web import body_limit, limiter, render, see_other, send_attachment, wants_partial
 from core import clock, genesis, uploads
 from core.convenios_data import municipio_label
 from core.eps_data import ESTADOS, ESTADOS_AUTORIZACION, PARENTESCOS
@@ -212,8 +212,12 @@ def solicitud_miembro(member_id: int):
     """The member's data and the new request: Departamento, Municipio, Observación, Soporte."""
     member = _member_or_404(member_id)
     fresh = genesis.contact_is_fresh(member) or member.estado != EpsAfiliado.ACTIVO
-    if request.method == "GET" and not fresh and not request.args.get("departamento"):
-        return redirect(url_for("genesis.contacto", member_id=member.id))
+    # The contact data comes first (G3): only the list of towns may load without it.
+    loading_towns = (
+        wants_partial() if request.method == "GET" else (request.form.get("accion") == "municipios")
+    )
+    if not fresh and not loading_towns:
+        return see_other(url_for("genesis.contacto", member_id=member.id))
     form = _request_form(member)
     if request.method == "GET":
         return _request_page(member, form)
