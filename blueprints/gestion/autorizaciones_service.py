@@ -256,10 +256,11 @@ def _notify(solicitud: SolicitudAutorizacion, aprobada: bool, link: str, **conte
     celular, email = _contact(solicitud)
     word = "aprobada" if aprobada else "negada"
     if celular:
-        # No health data in an SMS: the number and where to look, nothing more.
+        # No health data in an SMS: the number and where to look, nothing more. Only
+        # GSM-7 characters ("No." rather than "N°"): one 160-character part, not 70.
         notify.queue_sms(
             celular,
-            f"Cajacopi EPS: su solicitud N° {solicitud.numero} fue {word}. "
+            f"Cajacopi EPS: su solicitud No. {solicitud.numero} fue {word}. "
             "Consulte el detalle en el Portal Génesis.",
         )
     if email:
