@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
+PDFTOPPM ?= /usr/bin/pdftoppm
 AXE_VERSION := 4.11.0
 AXE := .cache/axe/package/axe.min.js
 SECRET := instance/secret_key
@@ -29,6 +30,10 @@ $(SECRET):
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
+
+# poppler-utils: pdftoppm, pdfinfo and pdftotext read the certificates' PDF in the tests.
+$(PDFTOPPM):
+	apt-get update -qq && apt-get install -y -qq poppler-utils
 
 $(AXE):
 	mkdir -p .cache/axe
@@ -59,7 +64,7 @@ test: test-ready
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-ready: only the installs (CI runs the PostgreSQL suite beside `make test`)
-test-ready: $(DEVSTAMP) $(CHROMIUM) $(AXE) static
+test-ready: $(DEVSTAMP) $(CHROMIUM) $(PDFTOPPM) $(AXE) static
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/lookup.py

@@ -189,6 +189,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     from blueprints import accounts, aplicaciones, auth, convenios, genesis, gestion, security
+    from blueprints.certificados import bp as certificados_bp
+    from blueprints.pqrs import bp as pqrs_bp
     from blueprints.public import views as public
 
     security.init_app(app)
@@ -199,6 +201,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(aplicaciones.bp)
     app.register_blueprint(convenios.bp)
     app.register_blueprint(genesis.bp)
+    app.register_blueprint(certificados_bp)
+    app.register_blueprint(pqrs_bp)
     if dev_mailbox_allowed(app):
         from blueprints.dev import views as dev
 

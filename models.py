@@ -678,8 +678,11 @@ class EpsAfiliado(BaseModel):
     ips = ForeignKeyField(Ips, null=True, backref="afiliados")  # IPS de atención primaria
     cabeza = ForeignKeyField("self", null=True, backref="beneficiarios")
     parentesco = CharField(max_length=12)  # core.eps_data.PARENTESCOS
+    telefono = CharField(max_length=10, default="")  # fixed line, optional (G5)
     # When the member last confirmed or updated their contact data in the office (G3, G5).
     contacto_confirmado_at = DateTimeField(null=True)
+    # When the member last said "mis datos están actualizados" for all their basic data (G5).
+    datos_confirmados_at = DateTimeField(null=True)
     updated_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -794,6 +797,102 @@ class CambioDatosEps(BaseModel):
         indexes = ((("afiliado", "created_at"), False),)
 
 
+class Pqrs(BaseModel):
+    """A PQRSF filed by anyone (G7), followed by its radicado (G6), and handled by staff (S1).
+
+    The term is counted in Colombian working days from the day of receipt (Ley 1755
+    de 2015, art. 14; core.workdays): due_on is the last day, and an extension
+    (before due_on, with a reason, at most once the initial term more) moves it.
+    """
+
+    # tipo
+    PETICION, QUEJA, RECLAMO, DENUNCIA = "peticion", "queja", "reclamo", "denuncia"
+    SUGERENCIA, FELICITACION = "sugerencia", "felicitacion"
+    DOCUMENTOS, CONSULTA, DESBLOQUEO = "documentos", "consulta", "desbloqueo"
+    # estado
+    RADICADA, INFORMACION, RESPONDIDA, CERRADA = "radicada", "informacion", "respondida", "cerrada"
+
+    radicado = CharField(max_length=16, unique=True)  # the code the citizen keeps
+    tipo = CharField(max_length=14)
+    tipo_documento = CharField(max_length=2)
+    numero_documento = CharField(max_length=20)
+    nombre = CharField(max_length=160)
+    email = CharField(max_length=254, default="")
+    celular = CharField(max_length=10, default="")
+    descripcion = TextField()
+    account = ForeignKeyField(Account, null=True, on_delete="SET NULL")  # the filer, when signed in
+    # A "desbloqueo de cuenta" names the blocked Hanna account it is about.
+    cuenta_bloqueada = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    estado = CharField(max_length=12, default=RADICADA)
+    term_days = IntegerField()  # the legal term of its tipo, working days
+    due_on = DateField()
+    extended_days = IntegerField(default=0)
+    extension_reason = TextField(default="")
+    respuesta = TextField(default="")
+    answered_at = DateTimeField(null=True)
+    answered_by = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    closed_at = DateTimeField(null=True)
+    # One PQRSF per form shown: a double submit finds this key taken.
+    form_key = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("estado", "due_on", "id"), False),
+            (("tipo_documento", "numero_documento"), False),
+        )
+
+
+class PqrsMensaje(BaseModel):
+    """One step of a PQRSF the citizen reads: an answer, a request for information, an extension."""
+
+    RESPUESTA, INFORMACION, PRORROGA, CIERRE, CIUDADANO = (
+        "respuesta",
+        "informacion",
+        "prorroga",
+        "cierre",
+        "ciudadano",
+    )
+
+    pqrs = ForeignKeyField(Pqrs, backref="mensajes", on_delete="CASCADE")
+    tipo = CharField(max_length=12)
+    texto = TextField()
+    account = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("pqrs", "created_at"), False),)
+
+
+class Certificado(BaseModel):
+    """A certificate of affiliation (G5), as it was issued: what it states is frozen here.
+
+    The public check (/certificados/verificar) shows these columns, never the
+    live row, and then core.certificados.verdict tells whether they still hold.
+    """
+
+    codigo = CharField(max_length=11, unique=True)  # "XXXXX-XXXXX", core.certificados
+    afiliado = ForeignKeyField(EpsAfiliado, backref="certificados")
+    account = ForeignKeyField(Account, null=True, on_delete="SET NULL")  # who generated it
+    issued_at = DateTimeField(default=utcnow)
+    valid_until = DateField()  # the last day it is valid (Bogotá), fixed at issue
+    # What the certificate says, as of issued_at.
+    tipo_documento = CharField(max_length=2)
+    numero_documento = CharField(max_length=20)
+    nombre = CharField(max_length=250)
+    estado = CharField(max_length=12)
+    regimen = CharField(max_length=12)
+    parentesco = CharField(max_length=12)
+    cotizante = ForeignKeyField(
+        EpsAfiliado, null=True, backref="+"
+    )  # the núcleo's head, if not self
+    cotizante_nombre = CharField(max_length=250, default="")
+    ips_nombre = CharField(max_length=160, default="")
+
+    class Meta:
+        indexes = ((("afiliado", "issued_at"), False),)
+
+
 MODELS = [
     Afiliado,
     Account,
@@ -826,5 +925,8 @@ MODELS = [
     EpsUser,
     SolicitudAutorizacion,
     CambioDatosEps,
+    Pqrs,
+    PqrsMensaje,
+    Certificado,
     SchemaVersion,
 ]

@@ -46,6 +46,11 @@ class Action(enum.StrEnum):
     AUTORIZACION_APROBAR = "autorizacion.aprobar"
     AUTORIZACION_RECHAZAR = "autorizacion.rechazar"
     AUTORIZACION_SOPORTE_VER = "autorizacion.soporte.ver"  # a staff member opened a member's file
+    PQRS_RESPONDER = "pqrs.responder"
+    PQRS_PEDIR_INFORMACION = "pqrs.informacion"
+    PQRS_PRORROGAR = "pqrs.prorrogar"
+    PQRS_CERRAR = "pqrs.cerrar"
+    PQRS_ADJUNTO_VER = "pqrs.adjunto.ver"
 
 
 @dataclass(frozen=True)

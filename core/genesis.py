@@ -1,4 +1,4 @@
-"""Portal Génesis (SPEC G1–G4): who an EPS account is, and which family group it may act for.
+"""Portal Génesis (SPEC G1–G5): who an EPS account is, and which family group it may act for.
 
 The rule every office page and object check goes through (core.permissions):
 
@@ -154,10 +154,21 @@ def update_contact(
     and e-mail hear of a change to them (someone else of the family group may
     have made it). Raises ContactLocked (see there).
     """
+    return _save_fields(account, member, values, CONTACT_FIELDS, ("contacto_confirmado_at",))
+
+
+def _save_fields(
+    account: Account,
+    member: EpsAfiliado,
+    values: dict[str, str],
+    fields: Sequence[str],
+    stamps: Sequence[str],
+) -> list[CambioDatosEps]:
+    """Save the changed ones of fields with their history rows, and set the stamps to now."""
     now = clock.utcnow()
     with db.atomic():
         current = EpsAfiliado.get_by_id(member.id)  # as it is now, not as the form showed it
-        changed = {f: values[f] for f in CONTACT_FIELDS if (getattr(current, f) or "") != values[f]}
+        changed = {f: values[f] for f in fields if (getattr(current, f) or "") != values[f]}
         if {"celular", "email"} & changed.keys() and channels_locked(account, current):
             raise ContactLocked()
         history = [
@@ -172,7 +183,7 @@ def update_contact(
             for field, value in changed.items()
         ]
         extra = {"updated_at": now} if changed else {}
-        EpsAfiliado.update(contacto_confirmado_at=now, **changed, **extra).where(
+        EpsAfiliado.update(**dict.fromkeys(stamps, now), **changed, **extra).where(
             EpsAfiliado.id == current.id
         ).execute()
         if "celular" in changed and current.celular:
@@ -181,7 +192,8 @@ def update_contact(
             notify.queue_email(current.email, EMAIL_CHANGED_SUBJECT, EMAIL_CHANGED_TEXT)
     for field, value in changed.items():
         setattr(member, field, value)
-    member.contacto_confirmado_at = now
+    for stamp in stamps:
+        setattr(member, stamp, now)
     return history
 
 
@@ -196,6 +208,42 @@ EMAIL_CHANGED_TEXT = (
     "llegarán a la nueva dirección.\n\nSi usted no lo pidió, comuníquese con nuestra "
     "línea gratuita nacional.\n"
 )
+
+
+# === G5: Actualización Datos Básicos, and the IPS de atención ===========================
+
+# What "Actualizar Información" edits: the contact data of G3 and the fixed line.
+BASIC_FIELDS = ("celular", "telefono", "email", "direccion", "municipio")
+BASIC_STAMPS = ("contacto_confirmado_at", "datos_confirmados_at")
+
+
+def update_basic_data(
+    account: Account, member: EpsAfiliado, values: dict[str, str]
+) -> list[CambioDatosEps]:
+    """Save member's basic data like update_contact (history, old channels told); all of it is checked now.
+
+    values holds BASIC_FIELDS already validated and normalised; an empty list
+    back means nothing changed (no history, but the check is recorded).
+    Raises ContactLocked.
+    """
+    return _save_fields(account, member, values, BASIC_FIELDS, BASIC_STAMPS)
+
+
+def confirm_data(member: EpsAfiliado) -> None:
+    """Record "mis datos están actualizados": every basic datum (the contact data too) was checked."""
+    now = clock.utcnow()
+    EpsAfiliado.update(**dict.fromkeys(BASIC_STAMPS, now)).where(
+        EpsAfiliado.id == member.id
+    ).execute()
+    for stamp in BASIC_STAMPS:
+        setattr(member, stamp, now)
+
+
+def ips_of(member: EpsAfiliado) -> Ips | None:
+    """Return member's IPS de atención primaria, or None when the EPS's data names none."""
+    if member.ips_id is None:
+        return None
+    return Ips.get_or_none(Ips.id == member.ips_id)
 
 
 # === G3: requests for an authorization, with their supporting PDF ======================

@@ -65,6 +65,7 @@ class Action(enum.StrEnum):
     MANAGE_CONVENIO_ACCESS = "convenios.accesos"  # who is granted CONVENIOS; revoke a grant
     SEARCH_CONVENIO_LOOKUPS = "convenios.consultas"  # the look-up log (habeas data)
     DECIDE_AUTHORIZATIONS = "autorizaciones.decidir"  # G3 requests: approve or reject
+    ANSWER_PQRS = "pqrs.responder"  # G7: answer, ask, extend, close; unblock from a case
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_CONVENIO_ACCESS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
     Action.SEARCH_CONVENIO_LOOKUPS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
     Action.DECIDE_AUTHORIZATIONS: Rule(_STAFF, frozenset({Role.AUTORIZACIONES})),
+    Action.ANSWER_PQRS: Rule(_STAFF, frozenset({Role.PQRS})),
 }
 
 

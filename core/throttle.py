@@ -64,6 +64,9 @@ class Purpose(StrEnum):
     # Génesis (G1, G2): registration tries per document, reset codes per document.
     GENESIS_REGISTRO = "genesis_registro"
     GENESIS_RESET = "genesis_reset"
+    # PQRSF (G6, G7): follow-ups per radicado, filings per contact.
+    PQRS_CONSULTA = "pqrs_consulta"
+    PQRS_RADICAR = "pqrs_radicar"
 
 
 _redis = None  # a redis.Redis client when configured

@@ -184,7 +184,7 @@ def test_three_failures_block_the_account_with_pqrsf_instructions(db, caja, clie
         page = client.post(link, data=wrong_answers(user))
     assert page.status_code == 403
     assert "bloqueado" in page.text and "PQRSF" in page.text
-    assert 'href="https://www.cajacopi.com"' in page.text and 'href="tel:' in page.text
+    assert 'href="/pqrs?tipo=desbloqueo&amp;cuenta=' in page.text and 'href="tel:' in page.text
     assert Account.get_by_id(user.id).status == Account.BLOCKED
     assert client.get(link).status_code in (403, 410)
 

@@ -20,16 +20,6 @@ NEUTRAL = "Si el documento está registrado, enviamos un código al celular regi
 WRONG_CODE = "El código no es correcto, venció o ya se usó."
 
 
-@pytest.fixture(autouse=True)
-def _office_stub(request):
-    """Stand in for the office page (genesis.oficina, another module) while it is not there."""
-    for name in ("app", "limited_app"):
-        if name in request.fixturenames:
-            flask_app = request.getfixturevalue(name)
-            if "genesis.oficina" not in flask_app.view_functions:
-                flask_app.add_url_rule("/genesis/oficina", "genesis.oficina", lambda: "Oficina")
-
-
 def ingresar(client, numero: str, password: str = PASSWORD, tipo: str = "CC", **kwargs):
     return client.post(
         "/genesis/afiliados",

@@ -34,6 +34,18 @@ def _contact_data() -> dict:
     )
 
 
+def _datos_data() -> dict:
+    return dict(
+        celular="3001234567",
+        telefono="6053850000",
+        email="nuevo@example.com",
+        direccion="Calle 1 # 2-3",
+        departamento="08",
+        municipio="08001",
+        accion="actualizar",
+    )
+
+
 def _request_data() -> dict:
     return dict(
         form_key=_form_key(),
@@ -63,6 +75,14 @@ ROUTES = [
     ("consulta_solicitudes", "GET", "/genesis/consulta/{}?pestana=solicitudes", "member", None),
     ("solicitud_enviada", "GET", "/genesis/solicitudes/{}", "numero", None),
     ("solicitud_soporte", "GET", "/genesis/solicitudes/{}/soporte", "numero", None),
+    ("datos_miembro", "GET", "/genesis/datos/{}", "member", None),
+    ("datos_confirmar", "POST", "/genesis/datos/{}/confirmar", "member", dict),
+    ("datos_editar", "GET", "/genesis/datos/{}/editar", "member", None),
+    ("datos_municipios_htmx", "GET", "/genesis/datos/{}/editar?departamento=05", "member", None),
+    ("datos_editar_post", "POST", "/genesis/datos/{}/editar", "member", _datos_data),
+    ("ips_atencion", "GET", "/genesis/datos/{}/ips", "member", None),
+    ("certificados", "GET", "/genesis/datos/{}/certificados", "member", None),
+    ("certificados_generar", "POST", "/genesis/datos/{}/certificados", "member", dict),
 ]
 
 # Who asks, for whose object, and whether it is theirs to see (family A, family B).
@@ -166,7 +186,10 @@ def _snapshot(upload_dir):
             SolicitudAutorizacion.select().count(),
             Attachment.select().count(),
             CambioDatosEps.select().count(),
-            sorted((m.id, str(m.contacto_confirmado_at), m.celular) for m in EpsAfiliado.select()),
+            sorted(
+                (m.id, str(m.contacto_confirmado_at), str(m.datos_confirmados_at), m.celular)
+                for m in EpsAfiliado.select()
+            ),
             files_on_disk(upload_dir),
         )
 
@@ -201,7 +224,9 @@ def test_the_anonymous_are_sent_to_the_afiliados_login(client, world, upload_dir
     assert _snapshot(upload_dir) == before
 
 
-@pytest.mark.parametrize("path", ["/genesis/oficina", "/genesis/solicitud", "/genesis/consulta"])
+@pytest.mark.parametrize(
+    "path", ["/genesis/oficina", "/genesis/solicitud", "/genesis/consulta", "/genesis/datos"]
+)
 @pytest.mark.parametrize("actor", ["hanna", "staff"])
 def test_other_kinds_of_account_get_404_on_the_office(client, auth, world, actor, path):
     accounts, _ids, _numeros = world
@@ -237,6 +262,7 @@ def test_malformed_member_ids_are_404(client, auth, world, bad):
     auth.login(client, accounts["rosa"])
     assert client.get(f"/genesis/consulta/{bad}").status_code == 404
     assert client.get(f"/genesis/solicitud/{bad}/contacto").status_code == 404
+    assert client.get(f"/genesis/datos/{bad}").status_code == 404
 
 
 @pytest.mark.parametrize("bad", ["X", "2222-22222", "../../etc/passwd", "IIII-OOOO", "2222-222%25"])

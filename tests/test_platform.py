@@ -32,6 +32,7 @@ GENESIS_PRIVATE = frozenset(
         "/genesis/solicitud",
         "/genesis/consulta",
         "/genesis/inactivo",
+        "/genesis/datos",
     }
 )
 

@@ -23,9 +23,9 @@ from blueprints.auth import check_login, home_url, keep_device, require, sign_in
 from blueprints.public import service as captchas
 from blueprints.web import limiter, lookup_allowed, render, safe_next, see_other, wants_partial
 from core import auth as core_auth
-from core import passwords, tokens
+from core import passwords, pqrs, tokens
 from core.permissions import Action
-from models import Account
+from models import Account, Pqrs
 
 # --- login ------------------------------------------------------------------
 
@@ -338,8 +338,11 @@ def _activation_user(token: str):
         abort(make_response(page, 410))
 
 
-def _blocked_page():
-    return render_template("accounts/bloqueado.html"), 403
+def _blocked_page(user):
+    """Say the account is blocked, with the link to file its desbloqueo PQRSF (prefilled)."""
+    token = pqrs.desbloqueo_token(app_secret(), user)
+    link = url_for("pqrs.radicar", tipo=Pqrs.DESBLOQUEO, cuenta=token)
+    return render_template("accounts/bloqueado.html", pqrs_link=link), 403
 
 
 def _quiz_page(token: str, user, attempt, status: int = 200):
@@ -390,7 +393,7 @@ def activate(token: str):
     """Open the mailed link's page; only a POST activates, starts the quiz or grades it."""
     user = _activation_user(token)
     if user.status == user.BLOCKED:
-        return _blocked_page()
+        return _blocked_page(user)
     kind = service.activation_kind(user)
     if kind is service.Activation.LINK:
         if request.method == "POST" and request.form.get("accion") == "activar":
@@ -404,12 +407,12 @@ def activate(token: str):
         if attempt is not None:
             return _quiz_page(token, user, attempt)
         if not service.quiz_attempts_left(user):
-            return _blocked_page()  # the last try ran out of time; the next POST records it
+            return _blocked_page(user)  # the last try ran out of time; the next POST records it
         return _quiz_start_page(token, user)
     if request.form.get("accion") == "comenzar":
         result, attempt, timed_out = service.start_quiz(user)
         if result is service.QuizResult.BLOCKED:
-            return _blocked_page()
+            return _blocked_page(user)
         return _quiz_page(token, user, attempt)
     return _grade_quiz(token, user)
 
@@ -423,7 +426,7 @@ def _grade_quiz(token: str, user):
     if result is service.QuizResult.PASSED:
         return _activated(user, "Sus datos fueron validados y su cuenta está activa.")
     if result is service.QuizResult.BLOCKED:
-        return _blocked_page()
+        return _blocked_page(user)
     notice = "tiempo" if result is service.QuizResult.EXPIRED else "respuestas"
     return _quiz_start_page(token, user, notice, 422)
 
@@ -436,7 +439,7 @@ def activation_code(token: str):
     if user.hanna.afiliado_id is None:
         abort(404)
     if user.status == user.BLOCKED:
-        return _blocked_page()
+        return _blocked_page(user)
     if request.method == "GET":
         return _code_page(token, user)
     if request.form.get("accion") == "enviar":
@@ -455,6 +458,6 @@ def activation_code(token: str):
     if result is service.QuizResult.PASSED:
         return _activated(user, "Sus datos fueron validados y su cuenta está activa.")
     if result is service.QuizResult.BLOCKED:
-        return _blocked_page()
+        return _blocked_page(user)
     form.codigo.errors.append("El código no es correcto.")
     return _code_page(token, user, form=form, status=422)

@@ -45,4 +45,4 @@ add_gate(_no_longer_active, "genesis.inactivo")
 add_gate(_temporary_password, "genesis.cambiar_clave", ("genesis.salir",))
 add_gate(_carta_pending, "genesis.carta", ("genesis.salir",))
 
-from blueprints.genesis import acceso, oficina, registro  # noqa: E402, F401
+from blueprints.genesis import acceso, certificados, datos, oficina, registro  # noqa: E402, F401

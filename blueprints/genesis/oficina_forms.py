@@ -1,4 +1,5 @@
-"""Forms of the virtual office (003_… §8–9): contact data, and "Solicitud de Autorizaciones".
+"""Forms of the virtual office (003_… §8–10): contact data, "Solicitud de Autorizaciones",
+and "Actualización Datos Básicos".
 
 Files never pass through these forms (SpanishForm reads the text parts only):
 the view hands request.files to core.genesis, which checks them by content.
@@ -134,6 +135,20 @@ class ContactoForm(PlaceForm):
             "direccion": self.direccion.data,
             "municipio": self.municipio.data,
         }
+
+
+class DatosForm(ContactoForm):
+    """G5 "Actualizar Información": the contact data and the optional fixed line."""
+
+    telefono = StringField(
+        "Teléfono fijo",
+        filters=[_strip],
+        validators=[Optional(), Length(max=20), normalized(colombia.normalize_phone)],
+    )
+
+    def values(self) -> dict[str, str]:
+        """Return the validated basic data for core.genesis.update_basic_data."""
+        return super().values() | {"telefono": self.telefono.data or ""}
 
 
 class SolicitudForm(PlaceForm):

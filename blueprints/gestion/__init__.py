@@ -19,6 +19,7 @@ SECTIONS = [
     (Action.UNBLOCK_USERS, "gestion.desbloqueos", "Usuarios bloqueados"),
     (Action.DECIDE_REQUESTS, "gestion.solicitudes", "Solicitudes de aplicaciones"),
     (Action.DECIDE_AUTHORIZATIONS, "gestion.autorizaciones", "Solicitudes de autorización"),
+    (Action.ANSWER_PQRS, "gestion.pqrs", "PQRSF"),
     (Action.MANAGE_ENTITIES, "gestion.entidades", "Entidades en convenio"),
     (Action.MANAGE_CONVENIO_ACCESS, "gestion.convenio_accesos", "Accesos a Convenios"),
     (Action.SEARCH_CONVENIO_LOOKUPS, "gestion.convenio_consultas", "Consultas de convenio"),
@@ -61,5 +62,6 @@ from blueprints.gestion import (  # noqa: E402, F401
     desbloqueo,
     entidades,
     personal,
+    pqrs,
     solicitudes,
 )

@@ -37,6 +37,11 @@ ACTION_LABELS = {
     "autorizacion.aprobar": "Aprobar solicitud de autorización",
     "autorizacion.rechazar": "Rechazar solicitud de autorización",
     "autorizacion.soporte.ver": "Ver soporte de solicitud de autorización",
+    "pqrs.responder": "Responder PQRSF",
+    "pqrs.informacion": "Pedir información de PQRSF",
+    "pqrs.prorrogar": "Prorrogar PQRSF",
+    "pqrs.cerrar": "Cerrar PQRSF",
+    "pqrs.adjunto.ver": "Ver adjunto de PQRSF",
 }
 TARGET_LABELS = {
     "usuario": "Usuario",
@@ -48,6 +53,7 @@ TARGET_LABELS = {
     "cedula": "Cédula",
     "consultas_convenio": "Registro de consultas de convenio",
     "solicitud_autorizacion": "Solicitud de autorización",
+    "pqrs": "PQRSF",
 }
 NOBODY = 0  # no account has id 0: an e-mail that is no staff member's matches no row
 

@@ -21,6 +21,7 @@ from models import (
     Account,
     Entidad,
     HannaUser,
+    Pqrs,
     SolicitudAplicacion,
     SolicitudAutorizacion,
     StaffMember,
@@ -175,6 +176,10 @@ def section_counts(endpoints: list[str]) -> dict[str, int]:
                 SolicitudAutorizacion.select()
                 .where(SolicitudAutorizacion.estado == SolicitudAutorizacion.PENDIENTE)
                 .count()
+            )
+        elif endpoint == "gestion.pqrs":
+            counts[endpoint] = (
+                Pqrs.select().where(Pqrs.estado.in_((Pqrs.RADICADA, Pqrs.INFORMACION))).count()
             )
         elif endpoint == "gestion.entidades":
             counts[endpoint] = Entidad.select().count()

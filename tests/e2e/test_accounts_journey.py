@@ -307,7 +307,9 @@ def test_quiz_blocks_after_three_failures(page, js, portal, shots):
 
     expect(page.get_by_role("heading", name="Su usuario está bloqueado")).to_be_visible()
     expect(page.get_by_text("PQRSF")).to_be_visible()
-    expect(page.get_by_text("www.cajacopi.com")).to_be_visible()
+    expect(
+        page.get_by_role("link", name="radique un PQRSF de desbloqueo de cuenta")
+    ).to_be_visible()
     shot(page, shots, "7-bloqueado", js)
     assert portal.user(p.email).status == "bloqueado"
 

@@ -3,7 +3,10 @@
 One walk per mode, in one browser context: the public pages and the registration
 (with the wrong-proof message), the first login's gates (a failed try first), the
 office, the contact form (with its 422), the request form (with its 422: no
-observación), the sent request, Consulta Autorizaciones with both tabs; then the
+observación), the sent request, Consulta Autorizaciones with both tabs, Actualización
+Datos Básicos (the member's data, "mis datos están actualizados", the form with its 422,
+the update, the IPS de atención), Generar Certificados (the PDF, the list with its code)
+and the public check of that code (vigente, and an unknown one); then the
 same context signs out and a staff member of autorizaciones opens the queue and
 the request. With htmx the swaps (login, registration steps, municipio list,
 consulta tab) are audited as the page shows them after the swap.
@@ -25,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 TEMPORARY = "Temporal#SMS2026x"
 NEW_PASSWORD = "Consultorio#Azul58"
-PAGES = 29  # audited per mode: the test fails if a step silently stops auditing
+PAGES = 42  # audited per mode: the test fails if a step silently stops auditing
 SOPORTE = {"name": "orden-medica.pdf", "mimeType": "application/pdf", "buffer": PDF}
 
 
@@ -52,7 +55,7 @@ def _walk(page: Page, portal, source: str) -> dict[str, list[dict]]:
         assert name not in found, name
         found[name] = axe_violations(page, source)
 
-    head, child, _ips = portal.seed_eps_family("31" + portal.new_document()[:8])
+    head, child, ips = portal.seed_eps_family("31" + portal.new_document()[:8])
     portal.seed_eps_user(
         head,
         TEMPORARY,
@@ -179,6 +182,61 @@ def _walk(page: Page, portal, source: str) -> dict[str, list[dict]]:
     page.get_by_role("link", name="Solicitudes", exact=True).click()
     expect(page.locator("#consulta-panel").get_by_text(numero)).to_be_visible()
     audit("consulta solicitudes")
+
+    # --- G5: Actualización Datos Básicos, its form (with its 422), the IPS de atención
+    page.goto("/genesis/oficina")
+    page.get_by_role("link", name="Actualización Datos Básicos").click()
+    expect(page.get_by_role("heading", name="Núcleo familiar")).to_be_visible()
+    audit("núcleo datos")
+    page.get_by_role("link", name="Samuel Castro Romero").click()
+    expect(page.get_by_role("button", name="mis datos están actualizados")).to_be_visible()
+    audit("datos")
+    page.get_by_role("button", name="mis datos están actualizados").click()
+    expect(
+        page.get_by_text("Gracias por confirmar que sus datos están actualizados.")
+    ).to_be_visible()
+    audit("datos confirmados")
+    page.get_by_role("link", name="Actualizar Información").click()
+    expect(page.get_by_label("Teléfono fijo", exact=True)).to_be_visible()
+    audit("datos formulario")
+    _choose_departamento(page, htmx, "05", "05001")
+    audit("datos municipios")
+    page.get_by_label("Municipio", exact=True).select_option("05001")
+    page.get_by_label("Correo electrónico", exact=True).fill("samuel@")
+    page.get_by_role("button", name="Actualizar", exact=True).click()
+    expect(page.get_by_text("No se pudieron actualizar sus datos")).to_be_visible()
+    audit("datos 422")
+    page.get_by_label("Celular", exact=True).fill("3001234567")
+    page.get_by_label("Correo electrónico", exact=True).fill("samuel.castro@example.com")
+    page.get_by_role("button", name="Actualizar", exact=True).click()
+    expect(page.get_by_text("Sus datos han sido actualizados de forma correcta.")).to_be_visible()
+    audit("datos actualizados")
+    page.get_by_role("link", name="IPS de atención").click()
+    expect(page.get_by_text(ips)).to_be_visible()
+    audit("ips de atención")
+
+    # --- "Generar Certificados": the PDF downloads; its code checks on the public page
+    page.goto(f"/genesis/datos/{child.id}")
+    page.get_by_role("link", name="Generar Certificados").click()
+    generar = page.get_by_role("button", name="Generar certificado de afiliación")
+    expect(generar).to_be_visible()
+    audit("certificados")
+    with page.expect_download() as download:
+        generar.click()
+    assert download.value.suggested_filename.startswith("certificado-afiliacion-")
+    page.reload()
+    codigo = page.locator("#expedidos + ul strong").first.inner_text().strip()
+    audit("certificados expedidos")
+    page.goto("/certificados/verificar")
+    audit("verificar certificado")
+    page.get_by_label("Código de verificación", exact=True).fill(codigo.lower())
+    page.get_by_role("button", name="Verificar", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Certificado {codigo}: vigente")).to_be_visible()
+    audit("verificar vigente")
+    page.get_by_label("Código de verificación", exact=True).fill("ZZZZZ-ZZZZZ")
+    page.get_by_role("button", name="Verificar", exact=True).click()
+    expect(page.get_by_text("No encontramos un certificado con ese código.")).to_be_visible()
+    audit("verificar desconocido")
 
     # --- staff of autorizaciones, in the same browser after signing out
     page.get_by_role("button", name="Cerrar sesión").click()
