@@ -183,6 +183,8 @@ GENESIS_PUBLIC_PAGES = [
     "/genesis/olvide",
     "/genesis/politica-de-privacidad",
     "/certificados/verificar",  # the public certificate check (G5), outside /genesis
+    "/pqrs",  # filing a PQRSF (G7), with its captcha when it is on
+    "/pqrs/consulta",  # Consulta PQRDS (G6)
 ]
 GENESIS_SERVICES = ("Consulta pediatría", "Ecografía abdominal", "Terapia física", "Hemograma")
 

@@ -319,10 +319,12 @@ class Portal:
         self.run_worker()
         messages = self.mail_to(address)
         assert messages, f"no mail reached the SMTP sink for {address}"
-        text = messages[-1].get_body(preferencelist=("plain",)).get_content()
-        found = re.search(r"https?://\S+/activar/\S+", text)
-        assert found, f"no activation link in:\n{text}"
-        return found.group(0)
+        texts = [m.get_body(preferencelist=("plain",)).get_content() for m in messages]
+        for text in reversed(texts):  # the newest activation mail, past any other notice
+            found = re.search(r"https?://\S+/activar/\S+", text)
+            if found:
+                return found.group(0)
+        raise AssertionError(f"no activation link in:\n{texts[-1]}")
 
     def sms_to(self, mobile: str) -> list[dict]:
         if not self.sms_file.exists():
