@@ -106,6 +106,10 @@ FOLLOW_TRIES = 10  # G6 tries per radicado per day, right or wrong, counted befo
 # The signed link of the blocked page (H2): which blocked account a desbloqueo is about.
 DESBLOQUEO_PURPOSE = "pqrs-desbloqueo"
 DESBLOQUEO_MAX_AGE = 7 * DAY
+# The citizen's answer to "Pedir información" is sent from the Consulta PQRDS page that
+# matched all three fields: the form carries this proof, not the radicado alone.
+REPLY_PURPOSE = "pqrs-informacion-ciudadano"
+REPLY_MAX_AGE = 30 * 60
 
 RADICADO_PREFIX = "PQR"
 RADICADO_CHARS = 6
@@ -465,6 +469,21 @@ def follow(tipo_documento: str, numero_documento: str, radicado: str) -> Pqrs | 
     if pqrs.tipo_documento != tipo_documento.strip().upper() or pqrs.numero_documento != numero:
         return None
     return pqrs
+
+
+def reply_token(pqrs: Pqrs, *, secret: str) -> str:
+    """Sign that this browser matched the three fields of a PQRSF waiting for information."""
+    return tokens.make_token(secret, REPLY_PURPOSE, {"p": pqrs.id, "r": pqrs.radicado})
+
+
+def pqrs_for_reply(token: str, *, secret: str) -> Pqrs | None:
+    """Return the PQRSF a fresh, genuine reply token names, or None."""
+    try:
+        payload = tokens.read_token(secret, REPLY_PURPOSE, token or "", REPLY_MAX_AGE)
+    except (tokens.TokenExpired, tokens.TokenInvalid):
+        return None
+    found = Pqrs.get_or_none(Pqrs.id == payload.get("p"))
+    return found if found is not None and found.radicado == payload.get("r") else None
 
 
 @dataclass(frozen=True)

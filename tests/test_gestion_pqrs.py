@@ -832,3 +832,79 @@ def test_the_case_page_with_every_form_has_no_duplicate_ids(staff_client, desblo
             assert f"{QUEUE}/{pqrs.id}/{form}" in page
         ids = re.findall(r'\bid="([^"]+)"', page)
         assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+# --- the citizen's answer to "Pedir información" (G6, Ley 1755 art. 17) -------------------
+
+
+def _follow(client, pqrs: Pqrs):
+    return client.post(
+        "/pqrs/consulta",
+        data={
+            "tipo_documento": pqrs.tipo_documento,
+            "numero_documento": pqrs.numero_documento,
+            "radicado": pqrs.radicado,
+        },
+    )
+
+
+def test_the_citizen_sends_the_information_asked_and_the_term_runs_again(
+    app, client, staff, case, clock
+):
+    service.ask_information(
+        case.id,
+        staff,
+        "Envíe la orden médica firmada, por favor.",
+        "http://localhost/pqrs/consulta",
+    )
+    due = reload(case).due_on
+    clock.advance(seconds=4 * 24 * 3600)  # four days waiting (working or not)
+    page = _follow(client, case)
+    assert "Enviar la información solicitada" in page.text
+    ficha = re.search(r'name="ficha" value="([^"]+)"', page.text).group(1)
+    sent = client.post(
+        "/pqrs/consulta/informacion",
+        data={"ficha": ficha, "informacion": "Adjunto la orden firmada por el médico."},
+    )
+    assert sent.status_code == 200 and "Recibimos la información" in sent.text
+    now = reload(case)
+    assert now.estado == Pqrs.RADICADA and now.due_on > due
+    said = PqrsMensaje.select().where(
+        (PqrsMensaje.pqrs == case.id) & (PqrsMensaje.tipo == PqrsMensaje.CIUDADANO)
+    )
+    assert [m.texto for m in said] == ["Adjunto la orden firmada por el médico."]
+    again = client.post(
+        "/pqrs/consulta/informacion", data={"ficha": ficha, "informacion": "Otra vez."}
+    )
+    assert again.status_code == 200 and "Enviar la información solicitada" not in again.text
+    assert said.count() == 1  # a replayed form changes nothing
+
+
+@pytest.mark.parametrize("ficha", ["", "falsa", "x" * 300])
+def test_a_forged_or_empty_reply_form_is_refused_and_changes_nothing(
+    app, client, staff, case, ficha
+):
+    service.ask_information(
+        case.id,
+        staff,
+        "Envíe la orden médica firmada, por favor.",
+        "http://localhost/pqrs/consulta",
+    )
+    sent = client.post(
+        "/pqrs/consulta/informacion", data={"ficha": ficha, "informacion": "Aquí está."}
+    )
+    assert sent.status_code == 422 and "venció" in sent.text
+    assert reload(case).estado == Pqrs.INFORMACION
+
+
+def test_an_empty_answer_is_refused_next_to_the_field(app, client, staff, case):
+    service.ask_information(
+        case.id,
+        staff,
+        "Envíe la orden médica firmada, por favor.",
+        "http://localhost/pqrs/consulta",
+    )
+    ficha = re.search(r'name="ficha" value="([^"]+)"', _follow(client, case).text).group(1)
+    sent = client.post("/pqrs/consulta/informacion", data={"ficha": ficha, "informacion": "  "})
+    assert sent.status_code == 422 and "Escriba la información que le pidieron." in sent.text
+    assert reload(case).estado == Pqrs.INFORMACION

@@ -173,3 +173,17 @@ class ConsultaForm(_DocumentoForm):
         if cleaned is None:
             raise ValidationError(RADICADO_ERROR)
         field.data = cleaned
+
+
+class InformacionForm(SpanishForm):
+    """The citizen's answer to staff's "Pedir información", sent from Consulta PQRDS."""
+
+    ficha = HiddenField()
+    informacion = TextAreaField(
+        "Información solicitada",
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        validators=[
+            DataRequired("Escriba la información que le pidieron."),
+            Length(max=2000, message="La información puede tener hasta 2000 caracteres."),
+        ],
+    )

@@ -12,8 +12,10 @@ from flask import abort, current_app, redirect, render_template, request, sessio
 
 from blueprints.accounts import captcha_on
 from blueprints.auth import current_account
+from blueprints.gestion.pqrs_service import CaseError
+from blueprints.gestion.pqrs_service import resume as citizen_reply
 from blueprints.pqrs import bp
-from blueprints.pqrs.forms import ConsultaForm, RadicarForm, new_form_key
+from blueprints.pqrs.forms import ConsultaForm, InformacionForm, RadicarForm, new_form_key
 from blueprints.public import service as captchas
 from blueprints.web import body_limit, limiter, render, see_other, send_attachment
 from core import colombia, pqrs, uploads
@@ -36,6 +38,14 @@ TOO_MANY = (
 NO_MATCH = (
     "No encontramos una PQRDS con esos datos. Revise el tipo y el número de documento y el "
     "código, tal como aparecen en el mensaje que le enviamos."
+)
+REPLY_EXPIRED = (
+    "El formulario para enviar la información venció. Consulte su PQRDS de nuevo con el "
+    "tipo y número de documento y el código."
+)
+REPLY_THANKS = (
+    "Recibimos la información. El plazo de respuesta vuelve a correr desde hoy; la fecha "
+    "límite se actualizó."
 )
 FOLLOW_LIMIT = (
     "Se hicieron demasiadas consultas de este código hoy. Por seguridad, inténtelo de nuevo mañana."
@@ -259,4 +269,41 @@ def consulta():
     found = pqrs.follow(form.tipo_documento.data, form.numero_documento.data, form.radicado.data)
     if found is None:
         return _consulta_page(form, no_match=NO_MATCH)
-    return _consulta_page(form, caso=found, pasos=pqrs.public_steps(found))
+    return _case_page(form, found)
+
+
+def _case_page(
+    form: ConsultaForm,
+    found,
+    status: int = 200,
+    reply: InformacionForm | None = None,
+    **context,
+):
+    """Show a matched PQRSF; one waiting for information gets the form to send it."""
+    if found.estado == found.INFORMACION and reply is None:
+        reply = InformacionForm(formdata=None)
+        reply.ficha.data = pqrs.reply_token(found, secret=current_app.config["SECRET_KEY"])
+    if found.estado != found.INFORMACION:
+        reply = None
+    return _consulta_page(
+        form, status, caso=found, pasos=pqrs.public_steps(found), informacion=reply, **context
+    )
+
+
+@bp.post("/consulta/informacion")
+@limiter.limit("10/minute;60/hour")
+def informacion():
+    """Take the citizen's answer to "Pedir información": the term runs again (Ley 1755, art. 17)."""
+    reply = InformacionForm()
+    found = pqrs.pqrs_for_reply(reply.ficha.data, secret=current_app.config["SECRET_KEY"])
+    if found is None:  # an old or forged form: ask to look the PQRSF up again
+        return _consulta_page(ConsultaForm(formdata=None), 422, no_match=REPLY_EXPIRED)
+    form = ConsultaForm(formdata=None, radicado=found.radicado, tipo_documento=found.tipo_documento)
+    form.numero_documento.data = found.numero_documento
+    if not reply.validate():
+        return _case_page(form, found, 422, reply)
+    try:
+        found = citizen_reply(found.id, reply.informacion.data)
+    except CaseError:
+        found = pqrs.by_radicado(found.radicado)  # answered meanwhile: show it as it is
+    return _case_page(form, found, recibida=REPLY_THANKS)
