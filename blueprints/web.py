@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 from flask import (
     Flask,
     Response,
+    abort,
     current_app,
     make_response,
     redirect,
@@ -142,9 +143,17 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def send_attachment(attachment, upload_dir: str | os.PathLike) -> Response:
-    """Stream a stored file as a download (call it only after the access check)."""
+    """Stream a stored file as a download (call it only after the access check).
+
+    No attachment, or its file gone from UPLOAD_DIR, answers 404 (abort).
+    """
+    if attachment is None:
+        abort(404)
     kind = uploads.Kind(attachment.kind)
-    stored = uploads.open_stored(attachment.key, upload_dir)
+    try:
+        stored = uploads.open_stored(attachment.key, upload_dir)
+    except uploads.UnknownKey:
+        abort(404)
     size = os.fstat(stored.fileno()).st_size
     response = current_app.response_class(
         wrap_file(request.environ, stored), mimetype=kind.mime, direct_passthrough=True

@@ -110,12 +110,7 @@ def soporte(solicitud_id: int):
     """Download the request's supporting PDF (its owner only)."""
     found = owned_or_404(Action.VIEW_REQUEST, SolicitudAplicacion.get_or_none(id=solicitud_id))
     attachment = service.attachment_of(found)
-    if attachment is None:
-        abort(404)
-    try:
-        return send_attachment(attachment, _upload_dir())
-    except uploads.UnknownKey:
-        abort(404)
+    return send_attachment(attachment, _upload_dir())
 
 
 @bp.get("/<aplicacion>/acceder")

@@ -11,11 +11,45 @@ ACTIVO in the EPS's data (an open session of one retired since ends). Route modu
 from __future__ import annotations
 
 from flask import Blueprint
+from flask_login import current_user
 
-from blueprints.auth import add_gate
+from blueprints.auth import add_gate, current_account, owned_or_404
+from blueprints.web import render
+from core import clock, genesis
+from core.convenios_data import municipio_label
+from core.eps_data import ESTADOS, ESTADOS_AUTORIZACION, PARENTESCOS
+from core.permissions import Action
 from models import Account, EpsAfiliado
 
 bp = Blueprint("genesis", __name__, url_prefix="/genesis")
+
+
+# --- what every office page shares ----------------------------------------------------
+
+
+def account_key() -> str:
+    """Rate-limit key: the signed-in account, not the address (a family shares a phone's IP)."""
+    return f"cuenta:{current_user.id}" if current_user.is_authenticated else "anonimo"
+
+
+def member_or_404(member_id: int) -> EpsAfiliado:
+    """Return a member of the signed-in account's family group, or answer 404."""
+    return owned_or_404(Action.VIEW_MEMBER, genesis.member_of(current_account(), member_id))
+
+
+def render_office(template: str, /, partial: str | None = None, status: int = 200, **context):
+    """Render an office page with the names its member boxes show."""
+    return render(
+        template,
+        partial=partial,
+        status=status,
+        parentescos=PARENTESCOS,
+        estados=ESTADOS,
+        estados_autorizacion=ESTADOS_AUTORIZACION,
+        municipio_label=municipio_label,
+        edad=lambda m: genesis.age_on(m.fecha_nacimiento, clock.now().date()),
+        **context,
+    )
 
 
 def _no_longer_active(account: Account) -> bool:

@@ -12,7 +12,7 @@ from flask import current_app, make_response, url_for
 from flask_login import current_user
 
 from blueprints.auth import current_account, owned_or_404, require
-from blueprints.genesis import bp
+from blueprints.genesis import account_key, bp, member_or_404
 from blueprints.web import limiter, render, see_other
 from core import certificados, clock, genesis
 from core.eps_data import ESTADOS, PARENTESCOS
@@ -24,19 +24,9 @@ GENERATE_LIMIT = "10/hour;30/day"
 DOWNLOAD_LIMIT = "60/hour"
 
 
-def _account_key() -> str:
-    """Rate-limit key: the signed-in account, not the address (a family shares a phone's IP)."""
-    return f"cuenta:{current_user.id}" if current_user.is_authenticated else "anonimo"
-
-
 def _anonymous() -> bool:
     """Tell whether nobody is signed in: require() sends them to sign in, uncounted."""
     return not current_user.is_authenticated
-
-
-def _member_or_404(member_id: int) -> EpsAfiliado:
-    """Return a member of the signed-in account's family group, or answer 404."""
-    return owned_or_404(Action.VIEW_MEMBER, genesis.member_of(current_account(), member_id))
 
 
 def _page(member: EpsAfiliado, status: int = 200):
@@ -60,15 +50,15 @@ def _page(member: EpsAfiliado, status: int = 200):
 @require(Action.USE_GENESIS)
 def certificados_miembro(member_id: int):
     """ "Generar Certificados": the certificate of affiliation, and the member's latest ones."""
-    return _page(_member_or_404(member_id))
+    return _page(member_or_404(member_id))
 
 
 @bp.post("/datos/<int:member_id>/certificados")
-@limiter.limit(GENERATE_LIMIT, key_func=_account_key, exempt_when=_anonymous)
+@limiter.limit(GENERATE_LIMIT, key_func=account_key, exempt_when=_anonymous)
 @require(Action.USE_GENESIS)
 def certificados_generar(member_id: int):
     """Issue the member's certificate of affiliation and send its PDF (303 to the download)."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     try:
         cert = certificados.issue(current_account(), member)
     except certificados.NotActive:
@@ -78,7 +68,7 @@ def certificados_generar(member_id: int):
 
 
 @bp.get("/certificados/<codigo>.pdf")
-@limiter.limit(DOWNLOAD_LIMIT, key_func=_account_key, exempt_when=_anonymous)
+@limiter.limit(DOWNLOAD_LIMIT, key_func=account_key, exempt_when=_anonymous)
 @require(Action.USE_GENESIS)
 def certificado_pdf(codigo: str):
     """Send the PDF of a certificate of the family group (drawn again from what it stated)."""

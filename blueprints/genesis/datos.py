@@ -10,15 +10,12 @@ as a CambioDatosEps row by core.genesis.update_basic_data.
 from __future__ import annotations
 
 from flask import flash, request, url_for
-from flask_login import current_user
 
-from blueprints.auth import current_account, owned_or_404, require
-from blueprints.genesis import bp
+from blueprints.auth import current_account, require
+from blueprints.genesis import account_key, bp, member_or_404, render_office
 from blueprints.genesis.oficina_forms import DatosForm
-from blueprints.web import limiter, render, see_other
-from core import clock, genesis
-from core.convenios_data import municipio_label
-from core.eps_data import ESTADOS, PARENTESCOS
+from blueprints.web import limiter, see_other
+from core import genesis
 from core.permissions import Action
 from models import EpsAfiliado
 
@@ -34,16 +31,6 @@ LOCKED = (
 )
 
 
-def _account_key() -> str:
-    """Rate-limit key: the signed-in account, not the address (a family shares a phone's IP)."""
-    return f"cuenta:{current_user.id}" if current_user.is_authenticated else "anonimo"
-
-
-def _member_or_404(member_id: int) -> EpsAfiliado:
-    """Return a member of the signed-in account's family group, or answer 404."""
-    return owned_or_404(Action.VIEW_MEMBER, genesis.member_of(current_account(), member_id))
-
-
 def phone_link(digits: str) -> tuple[str, str]:
     """Return a Colombian phone's tel: link and how it reads: "(605) 371 4545", "300 123 4567"."""
     if len(digits) == 10 and digits.startswith("60"):
@@ -56,17 +43,7 @@ def phone_link(digits: str) -> tuple[str, str]:
 
 
 def _page(template: str, /, partial: str | None = None, status: int = 200, **context):
-    return render(
-        template,
-        partial=partial,
-        status=status,
-        parentescos=PARENTESCOS,
-        estados=ESTADOS,
-        municipio_label=municipio_label,
-        tel=phone_link,
-        edad=lambda m: genesis.age_on(m.fecha_nacimiento, clock.now().date()),
-        **context,
-    )
+    return render_office(template, partial, status, tel=phone_link, **context)
 
 
 @bp.get("/datos")
@@ -81,15 +58,15 @@ def datos():
 @require(Action.USE_GENESIS)
 def datos_miembro(member_id: int):
     """The member's information and the options: update, confirm, certificates, IPS."""
-    return _page("genesis/datos.html", miembro=_member_or_404(member_id))
+    return _page("genesis/datos.html", miembro=member_or_404(member_id))
 
 
 @bp.post("/datos/<int:member_id>/confirmar")
-@limiter.limit("30/hour", key_func=_account_key)
+@limiter.limit("30/hour", key_func=account_key)
 @require(Action.USE_GENESIS)
 def datos_confirmar(member_id: int):
     """ "mis datos están actualizados": record that the member's data was checked."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     genesis.confirm_data(member)
     flash(CONFIRMED, "ok")
     return see_other(url_for("genesis.datos_miembro", member_id=member.id))
@@ -117,11 +94,11 @@ def _form(member: EpsAfiliado) -> DatosForm:
 
 
 @bp.route("/datos/<int:member_id>/editar", methods=["GET", "POST"])
-@limiter.limit("60/hour", key_func=_account_key, methods=["POST"])
+@limiter.limit("60/hour", key_func=account_key, methods=["POST"])
 @require(Action.USE_GENESIS)
 def datos_editar(member_id: int):
     """ "Actualizar Información": the form with its (*) fields; "Actualizar" saves the changes."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     form = _form(member)
     page = dict(
         miembro=member, form=form, bloqueado=genesis.channels_locked(current_account(), member)
@@ -145,5 +122,5 @@ def datos_editar(member_id: int):
 @require(Action.USE_GENESIS)
 def ips_atencion(member_id: int):
     """ "IPS de atención": the member's primary-care IPS, its address and phone."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     return _page("genesis/datos_ips.html", miembro=member, ips=genesis.ips_of(member))

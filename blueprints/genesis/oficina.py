@@ -7,16 +7,14 @@ the family group (core.genesis.family_of) is answered as if it did not exist.
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, render_template, request, url_for
-from flask_login import current_user
+from flask import current_app, flash, render_template, request, url_for
 
 from blueprints.auth import current_account, owned_or_404, require
-from blueprints.genesis import bp
+from blueprints.genesis import account_key, bp, member_or_404, render_office
 from blueprints.genesis.oficina_forms import ContactoForm, SolicitudForm, new_form_key
-from blueprints.web import body_limit, limiter, render, see_other, send_attachment, wants_partial
-from core import clock, genesis, uploads
-from core.convenios_data import municipio_label
-from core.eps_data import ESTADOS, ESTADOS_AUTORIZACION, PARENTESCOS
+from blueprints.web import body_limit, limiter, see_other, send_attachment, wants_partial
+from core import genesis, uploads
+from core.eps_data import ESTADOS
 from core.permissions import Action
 from models import EpsAfiliado, SolicitudAutorizacion
 
@@ -38,37 +36,13 @@ LOCKED = (
 TABS = ("autorizaciones", "solicitudes")
 
 
-def _account_key() -> str:
-    """Rate-limit key: the signed-in account, not the address (a family shares a phone's IP)."""
-    return f"cuenta:{current_user.id}" if current_user.is_authenticated else "anonimo"
-
-
 def _upload_dir() -> str:
     return current_app.config["UPLOAD_DIR"]
-
-
-def _member_or_404(member_id: int) -> EpsAfiliado:
-    """Return a member of the signed-in account's family group, or answer 404."""
-    return owned_or_404(Action.VIEW_MEMBER, genesis.member_of(current_account(), member_id))
 
 
 def _request_or_404(numero: str) -> SolicitudAutorizacion:
     """Return a request of the family group by its number, or answer 404."""
     return owned_or_404(Action.VIEW_AUTHORIZATION_REQUEST, genesis.request_by_numero(numero))
-
-
-def _page(template: str, /, partial: str | None = None, status: int = 200, **context):
-    return render(
-        template,
-        partial=partial,
-        status=status,
-        parentescos=PARENTESCOS,
-        estados=ESTADOS,
-        estados_autorizacion=ESTADOS_AUTORIZACION,
-        municipio_label=municipio_label,
-        edad=lambda m: genesis.age_on(m.fecha_nacimiento, clock.now().date()),
-        **context,
-    )
 
 
 # --- the office ---------------------------------------------------------------------
@@ -78,12 +52,12 @@ def _page(template: str, /, partial: str | None = None, status: int = 200, **con
 @require(Action.USE_GENESIS)
 def oficina():
     """Show "Oficina Virtual Cajacopi EPS" with its options."""
-    return _page("genesis/oficina.html", afiliado=genesis.afiliado_of(current_account()))
+    return render_office("genesis/oficina.html", afiliado=genesis.afiliado_of(current_account()))
 
 
 def _nucleo(option: str):
     me = genesis.afiliado_of(current_account())
-    return _page("genesis/nucleo.html", opcion=option, miembros=genesis.family_of(me))
+    return render_office("genesis/nucleo.html", opcion=option, miembros=genesis.family_of(me))
 
 
 @bp.get("/solicitud")
@@ -107,14 +81,14 @@ def consulta():
 @require(Action.USE_GENESIS)
 def contacto(member_id: int):
     """Show the member's contact data: "Mis datos son correctos" or "Actualizar"."""
-    return _page("genesis/contacto.html", miembro=_member_or_404(member_id), form=None)
+    return render_office("genesis/contacto.html", miembro=member_or_404(member_id), form=None)
 
 
 @bp.post("/solicitud/<int:member_id>/contacto")
 @require(Action.USE_GENESIS)
 def contacto_correctos(member_id: int):
     """Record that the contact data is right, and go on to the member's request page."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     genesis.confirm_contact(member)
     return see_other(url_for("genesis.solicitud_miembro", member_id=member.id))
 
@@ -141,28 +115,28 @@ def _contact_form(member: EpsAfiliado) -> ContactoForm:
 @require(Action.USE_GENESIS)
 def contacto_editar(member_id: int):
     """ "Actualizar": the contact form, then "¿Confirma la actualización?", then save it."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     form = _contact_form(member)
     page = dict(
         miembro=member, form=form, bloqueado=genesis.channels_locked(current_account(), member)
     )
     if request.method == "GET":
-        return _page("genesis/contacto.html", "genesis/_municipios.html", **page)
+        return render_office("genesis/contacto.html", "genesis/_municipios.html", **page)
     accion = request.form.get("accion", "actualizar")
     # "Corregir" on the confirmation, or "Cargar municipios" without JavaScript: the form again.
     if accion in ("municipios", "corregir"):
-        return _page("genesis/contacto.html", **page)
+        return render_office("genesis/contacto.html", **page)
     if not form.validate_on_submit():
-        return _page("genesis/contacto.html", status=422, **page)
+        return render_office("genesis/contacto.html", status=422, **page)
     values = form.values()
     changes = [f for f in genesis.CONTACT_FIELDS if (getattr(member, f) or "") != values[f]]
     if accion != "confirmar" and changes:
-        return _page("genesis/contacto_confirmar.html", cambios=changes, **page)
+        return render_office("genesis/contacto_confirmar.html", cambios=changes, **page)
     try:
         genesis.update_contact(current_account(), member, values)
     except genesis.ContactLocked:
         form.celular.errors = [LOCKED]
-        return _page("genesis/contacto.html", status=422, **page)
+        return render_office("genesis/contacto.html", status=422, **page)
     flash(
         "Los datos de contacto quedaron actualizados."
         if changes
@@ -190,7 +164,7 @@ def _request_form(member: EpsAfiliado) -> SolicitudForm:
 
 
 def _request_page(member: EpsAfiliado, form: SolicitudForm, status: int = 200, **context):
-    return _page(
+    return render_office(
         "genesis/solicitud.html",
         "genesis/_municipios.html",
         status,
@@ -206,11 +180,11 @@ def _request_page(member: EpsAfiliado, form: SolicitudForm, status: int = 200, *
 
 @bp.route("/solicitud/<int:member_id>", methods=["GET", "POST"])
 @body_limit(genesis.MAX_BODY)
-@limiter.limit("30/hour", key_func=_account_key, methods=["POST"])
+@limiter.limit("30/hour", key_func=account_key, methods=["POST"])
 @require(Action.USE_GENESIS)
 def solicitud_miembro(member_id: int):
     """The member's data and the new request: Departamento, Municipio, Observación, Soporte."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     fresh = genesis.contact_is_fresh(member) or member.estado != EpsAfiliado.ACTIVO
     # The contact data comes first (G3): only the list of towns may load without it.
     loading_towns = (
@@ -271,7 +245,7 @@ bp.register_error_handler(413, _too_large)
 def solicitud_enviada(numero: str):
     """The confirmation: the request's number, the member, the date and the manual's note."""
     found = _request_or_404(numero)
-    return _page("genesis/solicitud_enviada.html", solicitud=found, miembro=found.afiliado)
+    return render_office("genesis/solicitud_enviada.html", solicitud=found, miembro=found.afiliado)
 
 
 @bp.get("/solicitudes/<numero>/soporte")
@@ -279,12 +253,7 @@ def solicitud_enviada(numero: str):
 def solicitud_soporte(numero: str):
     """Download the request's supporting PDF (the family group only)."""
     attachment = genesis.attachment_of(_request_or_404(numero))
-    if attachment is None:
-        abort(404)
-    try:
-        return send_attachment(attachment, _upload_dir())
-    except uploads.UnknownKey:
-        abort(404)
+    return send_attachment(attachment, _upload_dir())
 
 
 # --- G4: Consulta Autorizaciones ------------------------------------------------------------
@@ -294,7 +263,7 @@ def solicitud_soporte(numero: str):
 @require(Action.USE_GENESIS)
 def consulta_miembro(member_id: int):
     """The member's data and two tabs: Autorizaciones (history, pending, filter) and Solicitudes."""
-    member = _member_or_404(member_id)
+    member = member_or_404(member_id)
     pestana = request.args.get("pestana", TABS[0])
     if pestana not in TABS:
         pestana = TABS[0]
@@ -305,4 +274,4 @@ def consulta_miembro(member_id: int):
         context["pendientes"] = genesis.requests_of(member, SolicitudAutorizacion.PENDIENTE)
     else:
         context["solicitudes"] = genesis.requests_of(member)
-    return _page("genesis/consulta.html", "genesis/_consulta_tab.html", **context)
+    return render_office("genesis/consulta.html", "genesis/_consulta_tab.html", **context)

@@ -13,7 +13,7 @@ from blueprints.gestion import autorizaciones_service as service
 from blueprints.gestion import bp
 from blueprints.queue import FilterForm, page_from_request, render_queue
 from blueprints.web import render, see_other, send_attachment
-from core import eps_data, uploads
+from core import eps_data
 from core.convenios_data import municipio_label
 from core.permissions import Action
 from models import Account, SolicitudAutorizacion
@@ -204,12 +204,7 @@ def autorizacion_soporte(solicitud_id: int):
     """Download the request's support, and audit who opened the member's health data."""
     found = _solicitud_or_404(solicitud_id)
     attachment = service.attachment_of(found)
-    if attachment is None:
-        abort(404)
-    try:
-        response = send_attachment(attachment, current_app.config["UPLOAD_DIR"])
-    except uploads.UnknownKey:
-        abort(404)
+    response = send_attachment(attachment, current_app.config["UPLOAD_DIR"])
     # After the file opened: the log says what was really handed out.
     service.record_file_view(current_account(), found, attachment, ip=request.remote_addr)
     return response

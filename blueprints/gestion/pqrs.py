@@ -16,7 +16,6 @@ from blueprints.gestion import service as gestion
 from blueprints.gestion.desbloqueo import REASONS
 from blueprints.queue import FilterForm, page_from_request, render_queue
 from blueprints.web import render, see_other, send_attachment
-from core import uploads
 from core.colombia import format_date
 from core.permissions import Action
 from models import Account, Pqrs, PqrsMensaje
@@ -265,12 +264,7 @@ def pqrs_adjunto(pqrs_id: int):
     """Download the citizen's file, and audit who opened it."""
     found = _pqrs_or_404(pqrs_id)
     attachment = service.attachment_of(found)
-    if attachment is None:
-        abort(404)
-    try:
-        response = send_attachment(attachment, current_app.config["UPLOAD_DIR"])
-    except uploads.UnknownKey:
-        abort(404)
+    response = send_attachment(attachment, current_app.config["UPLOAD_DIR"])
     service.record_file_view(current_account(), found, attachment, ip=request.remote_addr)
     return response
 

@@ -13,7 +13,6 @@ from blueprints.auth import current_account, require
 from blueprints.gestion import bp
 from blueprints.queue import CURSOR_ARG, FilterForm, page_from_request, page_url
 from blueprints.web import render, see_other, send_attachment
-from core import uploads
 from core.permissions import Action
 from models import SolicitudAplicacion
 
@@ -160,12 +159,7 @@ def solicitud_sedes(solicitud_id: int):
 def solicitud_soporte(solicitud_id: int):
     """Download the request's supporting PDF."""
     attachment = service.attachment_of(_solicitud_or_404(solicitud_id))
-    if attachment is None:
-        abort(404)
-    try:
-        return send_attachment(attachment, current_app.config["UPLOAD_DIR"])
-    except uploads.UnknownKey:
-        abort(404)
+    return send_attachment(attachment, current_app.config["UPLOAD_DIR"])
 
 
 @bp.post("/solicitudes/<int:solicitud_id>/aprobar")

@@ -8,7 +8,7 @@ and the radicado all match. Staff read cases in the back office.
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 
 from blueprints.accounts import captcha_on
 from blueprints.auth import current_account
@@ -229,12 +229,7 @@ def adjunto(radicado: str):
     """Download the file filed with the PQRSF (its filer only; 404 for anyone else)."""
     found = _own_or_none(radicado)
     attachment = pqrs.attachment_of(found) if found is not None else None
-    if attachment is None:
-        abort(404)
-    try:
-        return send_attachment(attachment, _upload_dir())
-    except uploads.UnknownKey:
-        abort(404)
+    return send_attachment(attachment, _upload_dir())
 
 
 # --- G6: Consulta PQRDS ----------------------------------------------------------------
