@@ -28,8 +28,7 @@ from typing import BinaryIO
 
 from peewee import JOIN, IntegrityError
 
-from blueprints import files  # the file-then-row order of uploads (no Flask in it)
-from core import clock, notify, uploads, workdays
+from core import clock, files, notify, uploads, workdays
 from core.convenios import RECEIPT_ALPHABET
 from core.db import is_sqlite
 from models import (

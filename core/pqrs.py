@@ -33,13 +33,12 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import BinaryIO
 
 from peewee import IntegrityError
 
-from blueprints import files  # the file-then-row order of uploads (no Flask in it)
-from core import clock, colombia, notify, throttle, tokens, uploads, workdays
+from core import clock, colombia, files, notify, throttle, tokens, uploads, workdays
 from core.convenios import RECEIPT_ALPHABET
 from core.workdays import DueState
 from models import Account, Attachment, HannaUser, Pqrs, PqrsMensaje, db
@@ -110,6 +109,7 @@ DESBLOQUEO_MAX_AGE = 7 * DAY
 # matched all three fields: the form carries this proof, not the radicado alone.
 REPLY_PURPOSE = "pqrs-informacion-ciudadano"
 REPLY_MAX_AGE = 30 * 60
+TEXTO_MAX = 5000  # a message of the case: staff's answer, the citizen's reply
 
 RADICADO_PREFIX = "PQR"
 RADICADO_CHARS = 6
@@ -510,3 +510,97 @@ def public_steps(pqrs: Pqrs) -> list[Paso]:
         steps.append(Paso(PqrsMensaje.RESPUESTA, "Respuesta", pqrs.respuesta, when))
         steps.sort(key=lambda p: p.fecha)
     return steps
+
+
+# === acting on a case (staff: blueprints.gestion.pqrs_service; the citizen: resume) =========
+
+
+class CaseError(Exception):
+    """An action on a PQRSF could not go ahead; the subclass says why."""
+
+
+class WrongState(CaseError):
+    """The case is not (or no longer) in a state that allows the action: a colleague, or a second click."""
+
+    def __init__(self, pqrs: Pqrs) -> None:
+        super().__init__(pqrs.estado)
+        self.pqrs = pqrs
+
+
+class InvalidText(CaseError):
+    """A text outside its length (field: texto|motivo), that the form should have refused."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def clean_text(text: str, field: str, low: int, high: int) -> str:
+    text = (text or "").strip()
+    if not low <= len(text) <= high:
+        raise InvalidText(field)
+    return text
+
+
+def current_case(pqrs_id: int, allowed: tuple[str, ...]) -> Pqrs:
+    """Read the case inside the action's transaction; refuse a state that does not allow it."""
+    pqrs = Pqrs.get_by_id(pqrs_id)  # a wrong id: DoesNotExist (the views answer 404 before)
+    if pqrs.estado not in allowed:
+        raise WrongState(pqrs)
+    return pqrs
+
+
+def move_if_unchanged(pqrs: Pqrs, *same, **changes) -> None:
+    """Apply changes only if the row is still as read (its state, and the fields in same)."""
+    where = (Pqrs.id == pqrs.id) & (Pqrs.estado == pqrs.estado)
+    for field in same:
+        where &= getattr(Pqrs, field) == getattr(pqrs, field)
+    if Pqrs.update(**changes).where(where).execute() != 1:
+        raise WrongState(Pqrs.get_by_id(pqrs.id))
+    for name, value in changes.items():
+        setattr(pqrs, name, value)
+
+
+def add_message(pqrs: Pqrs, tipo: str, texto: str, actor: Account | None) -> PqrsMensaje:
+    return PqrsMensaje.create(
+        pqrs=pqrs.id, tipo=tipo, texto=texto, account=actor.id if actor else None,
+        created_at=clock.utcnow(),
+    )  # fmt: skip
+
+
+def information_asked_on(pqrs: Pqrs) -> date | None:
+    """Return the Bogotá day more information was last asked, or None."""
+    asked = (
+        PqrsMensaje.select(PqrsMensaje.created_at)
+        .where((PqrsMensaje.pqrs == pqrs.id) & (PqrsMensaje.tipo == PqrsMensaje.INFORMACION))
+        .order_by(PqrsMensaje.created_at.desc(), PqrsMensaje.id.desc())
+        .scalar()
+    )
+    return workdays.to_local(asked).date() if asked else None
+
+
+def working_days_waited(asked: date, answered: date) -> int:
+    """Count the working days d with asked < d <= answered: the days the term stood still."""
+    count, day = 0, asked + timedelta(days=1)
+    while day <= answered:
+        count += workdays.is_working_day(day)
+        day += timedelta(days=1)
+    return count
+
+
+def resume(pqrs_id: int, texto: str, account: Account | None = None) -> Pqrs:
+    """Record that the citizen completed the request, and restart its suspended term (art. 17).
+
+    The term runs again from the day after (Ley 1755, art. 17): due_on moves by
+    the working days from the day information was asked to today. The citizen
+    side (G6) calls it; raises InvalidText and WrongState.
+    """
+    texto = clean_text(texto, "texto", 1, TEXTO_MAX)
+    with db.atomic():
+        pqrs = current_case(pqrs_id, (Pqrs.INFORMACION,))
+        asked = information_asked_on(pqrs) or clock.today()
+        waited = working_days_waited(asked, clock.today())
+        new_due = workdays.add_working_days(pqrs.due_on, waited) if waited else pqrs.due_on
+        move_if_unchanged(pqrs, "due_on", estado=Pqrs.RADICADA, due_on=new_due)
+        add_message(pqrs, PqrsMensaje.CIUDADANO, texto, account)
+    return pqrs

@@ -3,7 +3,7 @@
 Nothing here knows about Flask requests: ``store()`` takes any stream (a file
 object with ``read()``, or an iterable of byte chunks) and a ``Policy``. The
 areas reuse it unchanged: a route picks a policy, calls ``store()`` (through
-``blueprints.files``, which adds the database row), and shows the exception's
+``core.files``, which adds the database row), and shows the exception's
 ``message`` or its own words for the exception's ``code``.
 
 What is refused, and why (README, "Decisions", says it in short):

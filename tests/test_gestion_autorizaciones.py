@@ -15,10 +15,9 @@ from factories import make_eps_afiliado, make_eps_user, make_ips, make_staff, ma
 from flask import url_for
 
 import models
-from blueprints import files
 from blueprints.gestion import autorizaciones as views
 from blueprints.gestion import autorizaciones_service as service
-from core import audit, uploads, workdays
+from core import audit, files, uploads, workdays
 from core import clock as core_clock
 from core.colombia import BOGOTA
 from models import (

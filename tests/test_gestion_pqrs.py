@@ -14,11 +14,10 @@ import pytest
 from factories import make_eps_afiliado, make_eps_user, make_staff, make_user
 
 import models
-from blueprints import files
 from blueprints.gestion import pqrs as views
 from blueprints.gestion import pqrs_service as service
 from blueprints.gestion import service as gestion
-from core import audit, uploads, workdays
+from core import audit, files, uploads, workdays
 from core import clock as core_clock
 from core import pqrs as pqrs_core
 from core.colombia import BOGOTA
@@ -518,7 +517,7 @@ def test_the_citizen_completing_it_moves_the_due_date_by_the_working_days_waited
     clock.set(datetime(2026, 4, 1, 11, 0))
     service.ask_information(pqrs.id, staff, "Envíe la orden médica, por favor.", LINK)
     clock.set(datetime(2026, 4, 6, 16, 0))
-    citizen = service.resume(pqrs.id, "Adjunto la orden médica.")
+    citizen = pqrs_core.resume(pqrs.id, "Adjunto la orden médica.")
     assert citizen.estado == Pqrs.RADICADA and citizen.due_on == date(2026, 4, 20)
     assert reload(pqrs).due_on == date(2026, 4, 20)
     assert [m.tipo for m in reload(pqrs).mensajes] == [
@@ -526,7 +525,7 @@ def test_the_citizen_completing_it_moves_the_due_date_by_the_working_days_waited
         PqrsMensaje.CIUDADANO,
     ]
     with pytest.raises(service.WrongState):
-        service.resume(pqrs.id, "Otra vez.")
+        pqrs_core.resume(pqrs.id, "Otra vez.")
 
 
 # --- extending ------------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 import models
-from blueprints import files
 from blueprints.web import send_attachment
-from core import uploads
+from core import files, uploads
 from core.uploads import AUTHORIZATION, HELP_DESK, Kind, Policy
 from tests.factories import make_user
 from tests.sample_files import pdf_bytes, png_claiming

@@ -15,8 +15,7 @@ from typing import BinaryIO
 
 from peewee import JOIN, IntegrityError, fn
 
-from blueprints import files
-from core import audit, clock, decisions, notify, uploads
+from core import audit, clock, decisions, files, notify, uploads
 from core.db import is_sqlite
 from core.permissions import Action, Application
 from models import (

@@ -63,11 +63,7 @@ class UnblockForm(SpanishForm):
 
 ALREADY_DONE = "Este usuario ya no está bloqueado: otra persona lo atendió."
 
-REASONS = {
-    "preguntas": "3 intentos fallidos de las preguntas",
-    "tiempo": "Intentos sin responder a tiempo",
-    "codigos": "Códigos SMS incorrectos",
-}
+REASONS = gestion.BLOCK_REASONS
 
 
 @bp.get("/desbloqueos")

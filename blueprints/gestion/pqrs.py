@@ -13,7 +13,7 @@ from blueprints.forms import REQUIRED, SpanishForm, normalized
 from blueprints.gestion import bp
 from blueprints.gestion import pqrs_service as service
 from blueprints.gestion import service as gestion
-from blueprints.gestion.desbloqueo import REASONS
+from blueprints.gestion.desbloqueo import UnblockForm
 from blueprints.queue import FilterForm, page_from_request, render_queue
 from blueprints.web import render, see_other, send_attachment
 from core.colombia import format_date
@@ -133,8 +133,8 @@ class CerrarForm(SpanishForm):
     )
 
 
-class DesbloquearForm(SpanishForm):
-    """Unblock the Hanna account the case names: a new quiz, or active at once."""
+class DesbloquearForm(UnblockForm):
+    """Unblock the Hanna account the case names: a new quiz, or active at once (H2's form)."""
 
     decision = RadioField(
         "Qué hacer",
@@ -150,12 +150,11 @@ class DesbloquearForm(SpanishForm):
         ],
         validators=[DataRequired("Elija qué hacer.")],
     )
-    verified_by = SelectField(
-        "Cómo verificó la identidad (solo al activar)",
-        choices=[SelectChoice(k, v) for k, v in gestion.VERIFIED_BY.items()],
-        default="pqrsf",
-    )
-    reason = _text("Motivo", 10, 1000, "Escriba el motivo (entre 10 y 1000 caracteres).")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("formdata", ...) is None or not self.is_submitted():
+            self.verified_by.data = self.verified_by.data or "pqrsf"  # the case is the proof
 
 
 FORMS = {
@@ -208,7 +207,7 @@ def _case(pqrs: Pqrs, status: int = 200, **posted):
         bloqueada=cuenta is not None and cuenta.status == Account.BLOCKED,
         posted=set(posted),
         same_person=service.same_person(pqrs, cuenta) if cuenta else True,
-        reasons=REASONS,
+        reasons=gestion.BLOCK_REASONS,
         **forms,
     )
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import calendar
 import enum
 import re
-from datetime import date, timedelta
+from datetime import date
 
 from peewee import fn
 
@@ -27,6 +27,15 @@ from blueprints.gestion import service as gestion  # the one unblock there is (H
 from core import audit, clock, notify, workdays
 from core import pqrs as pqrs_core
 from core.colombia import DOCUMENT_TYPES, format_date
+from core.pqrs import (  # noqa: F401 (the views catch them here)
+    CaseError,
+    InvalidText,
+    WrongState,
+    add_message,
+    clean_text,
+    current_case,
+    move_if_unchanged,
+)
 from models import Account, Attachment, HannaUser, Pqrs, PqrsMensaje, db
 
 OWNER_TYPE = pqrs_core.OWNER  # Attachment.owner_type of a PQRSF's file (G7 stores it)
@@ -37,7 +46,7 @@ ESTADOS = (Pqrs.RADICADA, Pqrs.INFORMACION, Pqrs.RESPONDIDA, Pqrs.CERRADA)
 TIPO_NOMBRES = {code: tipo.nombre for code, tipo in pqrs_core.TIPOS.items()}
 # "Por vencer" on the due day and the working day before it (the citizen sees 3: core.pqrs).
 NEAR_DAYS = 1
-TEXTO_MIN, TEXTO_MAX = 10, 5000  # an answer, a request for information
+TEXTO_MIN, TEXTO_MAX = 10, pqrs_core.TEXTO_MAX  # an answer, a request for information
 MOTIVO_MIN, MOTIVO_MAX = 10, 1000  # the reason of an extension or of a closing
 INFORMATION_WITHIN = 10  # working days after receipt to ask for more (Ley 1755, art. 17)
 MESSAGES_SHOWN = 100
@@ -47,26 +56,6 @@ _SEARCH_CHARS = re.compile(r"\A[A-Za-z0-9.\- ]*\Z")
 
 
 # --- outcomes ---------------------------------------------------------------------
-
-
-class CaseError(Exception):
-    """An action on a PQRSF could not go ahead; the subclass says why."""
-
-
-class WrongState(CaseError):
-    """The case is not (or no longer) in a state that allows the action: a colleague, or a second click."""
-
-    def __init__(self, pqrs: Pqrs) -> None:
-        super().__init__(pqrs.estado)
-        self.pqrs = pqrs
-
-
-class InvalidText(CaseError):
-    """A text outside its length (field: texto|motivo), that the form should have refused."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
-        self.field = field
 
 
 class Refusal(enum.StrEnum):
@@ -163,12 +152,6 @@ def get(pqrs_id: int) -> Pqrs | None:
     return Pqrs.get_or_none(Pqrs.id == pqrs_id)
 
 
-def attachment_of(pqrs: Pqrs) -> Attachment | None:
-    """Return the file the citizen attached, if any."""
-    found = Attachment.of(OWNER_TYPE, pqrs.id)
-    return found[0] if found else None
-
-
 def messages_of(pqrs: Pqrs, limit: int = MESSAGES_SHOWN) -> list[PqrsMensaje]:
     """Return the case's steps, oldest first."""
     return list(
@@ -211,6 +194,8 @@ def information_allowed(pqrs: Pqrs) -> bool:
 
 
 extension_left = pqrs_core.extension_left
+attachment_of = pqrs_core.attachment_of
+information_asked_on = pqrs_core.information_asked_on
 
 
 def can_extend(pqrs: Pqrs) -> bool:
@@ -218,17 +203,6 @@ def can_extend(pqrs: Pqrs) -> bool:
     return (
         pqrs.estado == Pqrs.RADICADA and clock.today() <= pqrs.due_on and extension_left(pqrs) > 0
     )
-
-
-def information_asked_on(pqrs: Pqrs) -> date | None:
-    """Return the Bogotá day more information was last asked, or None."""
-    asked = (
-        PqrsMensaje.select(PqrsMensaje.created_at)
-        .where((PqrsMensaje.pqrs == pqrs.id) & (PqrsMensaje.tipo == PqrsMensaje.INFORMACION))
-        .order_by(PqrsMensaje.created_at.desc(), PqrsMensaje.id.desc())
-        .scalar()
-    )
-    return workdays.to_local(asked).date() if asked else None
 
 
 def add_month(day: date) -> date:
@@ -253,39 +227,6 @@ def record_file_view(
 
 
 # --- acting -------------------------------------------------------------------------
-
-
-def _clean(text: str, field: str, low: int, high: int) -> str:
-    text = (text or "").strip()
-    if not low <= len(text) <= high:
-        raise InvalidText(field)
-    return text
-
-
-def _current(pqrs_id: int, allowed: tuple[str, ...]) -> Pqrs:
-    """Read the case inside the action's transaction; refuse a state that does not allow it."""
-    pqrs = Pqrs.get_by_id(pqrs_id)  # a wrong id: DoesNotExist (the views answer 404 before)
-    if pqrs.estado not in allowed:
-        raise WrongState(pqrs)
-    return pqrs
-
-
-def _move(pqrs: Pqrs, *same, **changes) -> None:
-    """Apply changes only if the row is still as read (its state, and the fields in same)."""
-    where = (Pqrs.id == pqrs.id) & (Pqrs.estado == pqrs.estado)
-    for field in same:
-        where &= getattr(Pqrs, field) == getattr(pqrs, field)
-    if Pqrs.update(**changes).where(where).execute() != 1:
-        raise WrongState(Pqrs.get_by_id(pqrs.id))
-    for name, value in changes.items():
-        setattr(pqrs, name, value)
-
-
-def _message(pqrs: Pqrs, tipo: str, texto: str, actor: Account | None) -> PqrsMensaje:
-    return PqrsMensaje.create(
-        pqrs=pqrs.id, tipo=tipo, texto=texto, account=actor.id if actor else None,
-        created_at=clock.utcnow(),
-    )  # fmt: skip
 
 
 def _notify(pqrs: Pqrs, sms: str, subject: str, template: str, link: str, **context) -> None:
@@ -315,19 +256,19 @@ def answer(pqrs_id: int, actor: Account, texto: str, link: str, ip: str | None =
 
     link is where the citizen reads it (Consulta PQRDS). Raises InvalidText and WrongState.
     """
-    texto = _clean(texto, "texto", TEXTO_MIN, TEXTO_MAX)
+    texto = clean_text(texto, "texto", TEXTO_MIN, TEXTO_MAX)
     with db.atomic():
-        pqrs = _current(pqrs_id, OPEN)
+        pqrs = current_case(pqrs_id, OPEN)
         before = {"estado": pqrs.estado, "respuesta": ""}
         a_tiempo = clock.today() <= pqrs.due_on
-        _move(
+        move_if_unchanged(
             pqrs,
             estado=Pqrs.RESPONDIDA,
             respuesta=texto,
             answered_at=clock.utcnow(),
             answered_by=actor.id,
         )
-        _message(pqrs, PqrsMensaje.RESPUESTA, texto, actor)
+        add_message(pqrs, PqrsMensaje.RESPUESTA, texto, actor)
         audit.record(
             actor,
             audit.Action.PQRS_RESPONDER,
@@ -356,13 +297,13 @@ def ask_information(
     Only within the first 10 working days after receipt (Refused FUERA_DE_PLAZO).
     Raises InvalidText, WrongState and Refused.
     """
-    texto = _clean(texto, "texto", TEXTO_MIN, TEXTO_MAX)
+    texto = clean_text(texto, "texto", TEXTO_MIN, TEXTO_MAX)
     with db.atomic():
-        pqrs = _current(pqrs_id, (Pqrs.RADICADA,))
+        pqrs = current_case(pqrs_id, (Pqrs.RADICADA,))
         if not information_allowed(pqrs):
             raise Refused(Refusal.FUERA_DE_PLAZO, pqrs)
-        _move(pqrs, estado=Pqrs.INFORMACION)
-        _message(pqrs, PqrsMensaje.INFORMACION, texto, actor)
+        move_if_unchanged(pqrs, estado=Pqrs.INFORMACION)
+        add_message(pqrs, PqrsMensaje.INFORMACION, texto, actor)
         audit.record(
             actor,
             audit.Action.PQRS_PEDIR_INFORMACION,
@@ -393,9 +334,9 @@ def extend(
     due_on moves from the current due_on; the extensions add up to term_days at
     most (twice the term in all). Raises InvalidText, WrongState and Refused.
     """
-    motivo = _clean(motivo, "motivo", MOTIVO_MIN, MOTIVO_MAX)
+    motivo = clean_text(motivo, "motivo", MOTIVO_MIN, MOTIVO_MAX)
     with db.atomic():
-        pqrs = _current(pqrs_id, (Pqrs.RADICADA,))
+        pqrs = current_case(pqrs_id, (Pqrs.RADICADA,))
         if not isinstance(dias, int) or not 1 <= dias <= pqrs.term_days:
             raise Refused(Refusal.DIAS, pqrs)
         if clock.today() > pqrs.due_on:
@@ -408,7 +349,7 @@ def extend(
             "extension_reason": pqrs.extension_reason,
         }
         new_due = pqrs_core.extended_due_on(pqrs, dias)
-        _move(
+        move_if_unchanged(
             pqrs,
             "due_on",
             "extended_days",
@@ -416,7 +357,7 @@ def extend(
             extended_days=pqrs.extended_days + dias,
             extension_reason=motivo,
         )
-        _message(
+        add_message(
             pqrs,
             PqrsMensaje.PRORROGA,
             f"Nueva fecha de respuesta: {format_date(new_due)} ({dias} días hábiles más). "
@@ -459,13 +400,13 @@ def close(pqrs_id: int, actor: Account, motivo: str, link: str, ip: str | None =
     """
     motivo = (motivo or "").strip()
     with db.atomic():
-        pqrs = _current(pqrs_id, (*OPEN, Pqrs.RESPONDIDA))
+        pqrs = current_case(pqrs_id, (*OPEN, Pqrs.RESPONDIDA))
         desistimiento = pqrs.estado != Pqrs.RESPONDIDA
         if desistimiento or motivo:
-            motivo = _clean(motivo, "motivo", MOTIVO_MIN, MOTIVO_MAX)
+            motivo = clean_text(motivo, "motivo", MOTIVO_MIN, MOTIVO_MAX)
         before = {"estado": pqrs.estado, "closed_at": None}
-        _move(pqrs, estado=Pqrs.CERRADA, closed_at=clock.utcnow())
-        _message(pqrs, PqrsMensaje.CIERRE, motivo, actor)
+        move_if_unchanged(pqrs, estado=Pqrs.CERRADA, closed_at=clock.utcnow())
+        add_message(pqrs, PqrsMensaje.CIERRE, motivo, actor)
         audit.record(
             actor,
             audit.Action.PQRS_CERRAR,
@@ -489,33 +430,6 @@ def close(pqrs_id: int, actor: Account, motivo: str, link: str, ip: str | None =
                 link,
                 motivo=motivo,
             )
-    return pqrs
-
-
-def working_days_waited(asked: date, answered: date) -> int:
-    """Count the working days d with asked < d <= answered: the days the term stood still."""
-    count, day = 0, asked + timedelta(days=1)
-    while day <= answered:
-        count += workdays.is_working_day(day)
-        day += timedelta(days=1)
-    return count
-
-
-def resume(pqrs_id: int, texto: str, account: Account | None = None) -> Pqrs:
-    """Record that the citizen completed the request, and restart its suspended term (art. 17).
-
-    The term runs again from the day after (Ley 1755, art. 17): due_on moves by
-    the working days from the day information was asked to today. For the
-    citizen side (G6) to call; raises InvalidText and WrongState.
-    """
-    texto = _clean(texto, "texto", 1, TEXTO_MAX)
-    with db.atomic():
-        pqrs = _current(pqrs_id, (Pqrs.INFORMACION,))
-        asked = information_asked_on(pqrs) or clock.today()
-        waited = working_days_waited(asked, clock.today())
-        new_due = workdays.add_working_days(pqrs.due_on, waited) if waited else pqrs.due_on
-        _move(pqrs, "due_on", estado=Pqrs.RADICADA, due_on=new_due)
-        _message(pqrs, PqrsMensaje.CIUDADANO, texto, account)
     return pqrs
 
 

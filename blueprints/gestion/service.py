@@ -199,6 +199,12 @@ class Unblock(enum.StrEnum):
 
 
 # How staff verified identity when they activate without the quiz (said in the form).
+# Why a Hanna user is blocked (HannaUser.blocked_reason), as staff read it.
+BLOCK_REASONS = {
+    "preguntas": "3 intentos fallidos de las preguntas",
+    "tiempo": "Intentos sin responder a tiempo",
+    "codigos": "Códigos SMS incorrectos",
+}
 VERIFIED_BY = {
     "oficina": "Documento de identidad presentado en una oficina de Cajacopi",
     "llamada": "Llamada al call center con validación de datos",

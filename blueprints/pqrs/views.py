@@ -12,13 +12,13 @@ from flask import current_app, redirect, render_template, request, session, url_
 
 from blueprints.accounts import captcha_on
 from blueprints.auth import current_account
-from blueprints.gestion.pqrs_service import CaseError
-from blueprints.gestion.pqrs_service import resume as citizen_reply
 from blueprints.pqrs import bp
 from blueprints.pqrs.forms import ConsultaForm, InformacionForm, RadicarForm, new_form_key
 from blueprints.public import service as captchas
 from blueprints.web import body_limit, limiter, render, see_other, send_attachment
 from core import colombia, pqrs, uploads
+from core.pqrs import CaseError
+from core.pqrs import resume as citizen_reply
 from models import Account, Pqrs
 
 FILE_FIELD = "adjunto"
