@@ -438,8 +438,9 @@ def identity_of(account: Account | None) -> dict[str, str]:
             "tipo_documento": a.tipo_documento,
             "numero_documento": a.numero_documento,
             "nombre": a.nombre_completo.title(),
-            "email": account.email or a.email,
-            "celular": account.celular or a.celular,
+            # The EPS's data first: what the member last updated (G5) or confirmed.
+            "email": a.email or account.email,
+            "celular": a.celular or account.celular,
         }
     return {}
 

@@ -729,6 +729,7 @@ def test_a_desbloqueo_case_shows_the_blocked_account(staff_client, desbloqueo):
     assert "3 intentos fallidos de las preguntas" in text
     assert f"{QUEUE}/{pqrs.id}/desbloquear" in text
     assert "no es el de la cuenta" not in text
+    assert '<option selected value="pqrsf">' in text  # the case itself is the proof offered
 
 
 def test_unblocking_from_the_case_is_the_h2_unblock_linked_to_the_radicado(
@@ -767,8 +768,13 @@ def test_activating_from_the_case_needs_how_identity_was_checked(staff_client, d
 
 @pytest.mark.parametrize(
     ("over", "field"),
-    [({"decision": ""}, "decision"), ({"reason": "Corto"}, "reason"), ({"verified_by": "x"}, "verified_by")],
-    ids=["no-decision", "short-reason", "bad-verified-by"],
+    [
+        ({"decision": ""}, "decision"),
+        ({"reason": "Corto"}, "reason"),
+        ({"verified_by": "x"}, "verified_by"),
+        ({"verified_by": ""}, "verified_by"),  # activating says how identity was checked (H2)
+    ],
+    ids=["no-decision", "short-reason", "bad-verified-by", "activating-without-verified-by"],
 )  # fmt: skip
 def test_unblocking_with_a_bad_field_is_422(staff_client, desbloqueo, over, field):
     pqrs, user = desbloqueo

@@ -26,7 +26,7 @@ from core import colombia, pqrs, tokens
 from core.clock import utcnow
 from core.workdays import DueState
 from models import Account, Attachment, HannaUser, Message, Pqrs, PqrsMensaje
-from tests.factories import make_eps_user, make_user
+from tests.factories import PASSWORD, make_eps_user, make_user
 from tests.sample_files import pdf_bytes
 from tests.test_activation import caja, quiz_taker, start, wrong_answers  # noqa: F401
 
@@ -322,6 +322,20 @@ def test_a_signed_in_genesis_user_finds_their_identity_prefilled(db, client, aut
     assert 'value="Rosa Elena Díaz Mejía"' in page
 
 
+def test_a_genesis_user_finds_the_contact_data_they_last_updated(db, client, auth):
+    account = make_eps_user()
+    Account.update(email="viejo@example.com", celular="3000000001").where(
+        Account.id == account.id
+    ).execute()
+    afiliado = account.eps.afiliado
+    afiliado.email, afiliado.celular = "rosa.nueva@example.com", "3157654321"
+    afiliado.save()
+    auth.login(client, Account.get_by_id(account.id))
+    page = client.get("/pqrs").text
+    assert 'value="rosa.nueva@example.com"' in page and 'value="3157654321"' in page
+    assert "viejo@example.com" not in page
+
+
 def test_filing_shows_the_radicado_type_and_due_date(db, client, clock):
     clock.set(datetime(2026, 3, 20, 10, 0))
     answer = send(client, tipo="queja")
@@ -464,6 +478,23 @@ def test_a_user_blocked_by_the_quiz_reaches_the_link(db, caja, client):  # noqa:
     form_page = client.get(pqrs_link(page.text))
     assert LINK_INVALID not in form_page.text
     assert f'value="{user.hanna.numero_documento}"' in form_page.text
+
+
+def test_signing_in_to_a_blocked_account_gives_the_same_link(db, client):
+    """A user who comes back days later: the right password shows the signed link again."""
+    user, _ = blocked_user()
+    page = client.post("/", data={"email": user.email, "password": PASSWORD})
+    assert page.status_code == 422 and "Su usuario está bloqueado" in page.text
+    form_page = client.get(pqrs_link(page.text))
+    assert LINK_INVALID not in form_page.text
+    assert f'value="{user.hanna.numero_documento}"' in form_page.text
+
+
+def test_a_wrong_password_for_a_blocked_account_gives_no_link(db, client):
+    user, _ = blocked_user()
+    page = client.post("/", data={"email": user.email, "password": "Otra-Clave-2031"})
+    assert page.status_code == 422 and "bloqueado" not in page.text
+    assert "cuenta=" not in page.text
 
 
 def forged(token: str) -> str:

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import Markup
 
 from blueprints.accounts import app_secret, base_url, bp, captcha_on, live_password_check, service
 from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
@@ -51,8 +52,12 @@ def login():
             target = safe_next(request.args.get("next"), url_for("accounts.home"))
             return keep_device(see_other(target), result)
         if user is not None and user.status == user.BLOCKED:
+            # The right password: the same signed link as the blocked page, so a
+            # user who comes back days later files a PQRSF with their identity.
             form.email.errors.append(
-                "Su usuario está bloqueado. Para desbloquearlo radique un PQRSF."
+                Markup(
+                    'Su usuario está bloqueado. Para desbloquearlo <a href="{}">radique un PQRSF</a>.'
+                ).format(_desbloqueo_link(user))
             )
         else:
             if user is not None:  # pending: the right password, but not active yet
@@ -338,11 +343,16 @@ def _activation_user(token: str):
         abort(make_response(page, 410))
 
 
+def _desbloqueo_link(user) -> str:
+    """Return the desbloqueo PQRSF's link, signed for this blocked account (prefilled form)."""
+    return url_for(
+        "pqrs.radicar", tipo=Pqrs.DESBLOQUEO, cuenta=pqrs.desbloqueo_token(app_secret(), user)
+    )
+
+
 def _blocked_page(user):
     """Say the account is blocked, with the link to file its desbloqueo PQRSF (prefilled)."""
-    token = pqrs.desbloqueo_token(app_secret(), user)
-    link = url_for("pqrs.radicar", tipo=Pqrs.DESBLOQUEO, cuenta=token)
-    return render_template("accounts/bloqueado.html", pqrs_link=link), 403
+    return render_template("accounts/bloqueado.html", pqrs_link=_desbloqueo_link(user)), 403
 
 
 def _quiz_page(token: str, user, attempt, status: int = 200):
