@@ -29,7 +29,7 @@ from faker import Faker
 from stdnum.co import nit as stdnum_nit
 
 import models
-from core import convenios_demo, eps_demo
+from core import convenios_demo, eps_demo, pqrs_demo
 from core.clock import utcnow
 from core.convenios_data import load_demo_convenios
 from core.importer import COLUMNS, upsert_afiliados
@@ -610,6 +610,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
     users = (*FIXED_USERS, CONVENIO_USER)
     hashes = [hash_password(DEMO_PASSWORD) for _ in users]
     staff_hash = hash_password(DEMO_PASSWORD)
+    blocked_hash = hash_password(DEMO_PASSWORD)
     now = utcnow()
     with models.db.atomic():
         created, updated = upsert_afiliados(rows)
@@ -620,6 +621,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
         convenio = _load_convenio_demo(rows, seed)
         staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
         eps = eps_demo.load_demo_eps(seed, upload_dir=upload_dir)
+        pqrs = pqrs_demo.load_demo_pqrs(blocked_hash)
     fixed = [
         {
             "tipo_documento": r["tipo_documento"],
@@ -655,6 +657,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
         "sedes": sedes,
         "convenio": convenio,
         "eps": eps,
+        "pqrs": pqrs,
         "staff": [
             {"email": s["email"], "role": s["role"], "totp_secret": s["totp_secret"]}
             for s in FIXED_STAFF
@@ -704,6 +707,17 @@ def summary_lines(result: dict) -> list[str]:
     )
     for a in eps["fixed"]:
         lines.append(f"  {a['documento']} {a['nombre']}: {a['purpose']}")
+    pqrs = result["pqrs"]
+    lines.append(
+        f"PQRSF: {len(pqrs['pqrs'])} en la cola de pqrs@gestion.test ({pqrs['created']} nuevas); "
+        "se siguen en /pqrs/consulta con el documento y el código:"
+    )
+    for p in pqrs["pqrs"]:
+        lines.append(f"  {p['radicado']} {p['documento']}: {p['tipo']} ({p['estado']})")
+    lines.append(
+        f"  {pqrs['blocked_user']} / {DEMO_PASSWORD}: usuario Hanna bloqueado por las preguntas, "
+        "con su PQRSF de desbloqueo."
+    )
     lines.append(f"Funcionarios (Gestión, /gestion/ingresar, contraseña {DEMO_PASSWORD}):")
     for s in result["staff"]:
         lines.append(f"  {s['email']} ({s['role']}), secreto TOTP {s['totp_secret']}")

@@ -27,14 +27,13 @@ import hashlib
 import io
 import os
 import random
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from faker import Faker
 from peewee import fn
 from stdnum.co import nit as stdnum_nit
 
 from core import clock, eps_data, genesis, passwords, uploads, workdays
-from core.colombia import BOGOTA
 from core.importer import ImportReport
 from models import (
     Account,
@@ -484,37 +483,24 @@ def upsert_demo_account() -> Account:
     return Account.get_by_id(account.id)
 
 
-def _working_days_before(day: date, n: int) -> date:
-    """Return the working day n working days before day."""
-    for _ in range(n):
-        day -= timedelta(days=1)
-        while not workdays.is_working_day(day):
-            day -= timedelta(days=1)
-    return day
-
-
-def _at(day: date, hour: int, minute: int = 0) -> datetime:
-    """Return a Bogotá wall-clock time as the naive UTC every stored timestamp is."""
-    local = datetime.combine(day, time(hour, minute), BOGOTA)
-    return local.astimezone(UTC).replace(tzinfo=None)
-
-
 def _timeline(plan: str, now: datetime) -> tuple[datetime, datetime | None]:
     """Return (created_at, decided_at) putting a request in plan's state on now's Bogotá day."""
     today = workdays.to_local(now).date()
     due_today = today if workdays.is_working_day(today) else workdays.next_working_day(today)
     # A request received on working day D at 10:00 is due TERM_DAYS working days after D.
     due = {
-        "vencida": _working_days_before(today, 2),
+        "vencida": workdays.working_days_before(today, 2),
         "vence_hoy": due_today,
         "por_vencer": workdays.next_working_day(today),
     }
     if plan in due:
-        return _at(_working_days_before(due[plan], TERM_DAYS), 10), None
+        return workdays.bogota_at(workdays.working_days_before(due[plan], TERM_DAYS), 10), None
     if plan == "a_tiempo":
         return now - timedelta(hours=1), None
-    filed = _working_days_before(today, 12 if plan == "aprobada" else 9)
-    return _at(filed, 9, 30), _at(_working_days_before(today, 9 if plan == "aprobada" else 6), 11)
+    filed = workdays.working_days_before(today, 12 if plan == "aprobada" else 9)
+    return workdays.bogota_at(filed, 9, 30), workdays.bogota_at(
+        workdays.working_days_before(today, 9 if plan == "aprobada" else 6), 11
+    )
 
 
 def demo_pdf(lines: tuple[str, ...]) -> bytes:

@@ -93,6 +93,21 @@ def receipt_day(received: date | datetime) -> date:
     return received if is_working_day(received) else next_working_day(received)
 
 
+def working_days_before(day: date, n: int) -> date:
+    """Return the working day n working days before day (demo data, tests)."""
+    for _ in range(n):
+        day -= _ONE_DAY
+        while not is_working_day(day):
+            day -= _ONE_DAY
+    return day
+
+
+def bogota_at(day: date, hour: int, minute: int = 0) -> datetime:
+    """Return a Bogotá wall-clock time as the naive UTC every stored timestamp is."""
+    local = datetime.combine(day, time(hour, minute), BOGOTA)
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
 def add_working_days(start: date | datetime, n: int) -> date:
     """Return the last day of an n-working-day term for a request received at start."""
     if n < 0:

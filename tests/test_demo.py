@@ -3,7 +3,7 @@
 import random
 import re
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pyotp
 import pytest
@@ -81,7 +81,7 @@ def test_load_demo_twice_changes_nothing(database):
     assert snapshot() == before
     assert list(Account.select(Account.id, Account.email).tuples()) == users_before
     assert Afiliado.select().count() == AFFILIATES
-    assert Account.select().where(Account.kind == Account.HANNA).count() == 3
+    assert Account.select().where(Account.kind == Account.HANNA).count() == 4  # + the blocked one
     assert Account.select().where(Account.kind == Account.STAFF).count() == len(FIXED_STAFF)
 
 
@@ -174,8 +174,11 @@ def test_load_demo_restores_a_changed_demo_account(database):
     load_demo()
 
     for user in Account.select().where(Account.kind == Account.HANNA):
-        assert user.is_active and user.hanna.quiz_failures == 0
         assert passwords.verify_password(user.password_hash, DEMO_PASSWORD)
+        if user.email == "bloqueada@hanna.test":  # back to blocked, with her PQRSF (pqrs_demo)
+            assert user.status == Account.BLOCKED and user.hanna.quiz_failures == 3
+            continue
+        assert user.is_active and user.hanna.quiz_failures == 0
 
 
 def test_every_demo_nit_has_a_valid_check_digit():
@@ -521,3 +524,38 @@ def test_demo_authorization_requests_come_with_their_files_once(database, tmp_pa
         assert len(files) == 1 and files[0].kind == "pdf"
         assert uploads.path_for(files[0].key, folder).exists()
     assert len([p for p in folder.rglob("*") if p.is_file()]) == 6
+
+
+def test_demo_pqrsf_fill_the_staff_queue_in_every_state_once(database, clock):
+    from core import pqrs as pqrs_core
+    from core import workdays
+    from core.pqrs_demo import BLOCKED_USER
+
+    clock.set(datetime(2026, 3, 18, 15, 0))  # a Wednesday, 10:00 in Bogotá
+    first = load_demo()["pqrs"]
+    again = load_demo()["pqrs"]
+    rows = list(models.Pqrs.select().order_by(models.Pqrs.radicado))
+    assert len(rows) == 7 and first["created"] == 7 and again["created"] == 0
+    assert [p["radicado"] for p in first["pqrs"]] == [r.radicado for r in rows]
+    assert all(pqrs_core.clean_radicado(r.radicado) == r.radicado for r in rows)
+    today = date(2026, 3, 18)
+    open_rows = [r for r in rows if r.estado == models.Pqrs.RADICADA]
+    states = Counter(workdays.due_state(r.due_on, today) for r in open_rows)
+    assert set(states) == set(workdays.DueState)  # past due, near, on time
+    assert {r.estado for r in rows} == {"radicada", "informacion", "respondida"}
+    for r in rows:  # each due date is its legal term from its filing
+        assert r.due_on == workdays.add_working_days(r.created_at, r.term_days)
+    waiting = next(r for r in rows if r.estado == models.Pqrs.INFORMACION)
+    assert waiting.mensajes.count() == 1
+    assert pqrs_core.information_asked_on(waiting) < today
+    # The desbloqueo names a Hanna account the quiz blocked, which staff can unblock from it.
+    desbloqueo = next(r for r in rows if r.tipo == models.Pqrs.DESBLOQUEO)
+    blocked = Account.get_by_id(desbloqueo.cuenta_bloqueada_id)
+    assert blocked.status == Account.BLOCKED and blocked.email == BLOCKED_USER["email"]
+    assert blocked.hanna.blocked_reason == "preguntas"
+    assert (desbloqueo.tipo_documento, desbloqueo.numero_documento) == ("CC", "1000000201")
+    # Luis's were filed while signed in; everyone's can be followed by its three fields.
+    luis = [r for r in rows if r.numero_documento == "1000000120"]
+    assert len(luis) == 2 and all(r.account_id is not None for r in luis)
+    for r in rows:
+        assert pqrs_core.follow(r.tipo_documento, r.numero_documento, r.radicado) == r
