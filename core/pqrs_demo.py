@@ -135,7 +135,8 @@ def _filer(key: str, luis: Account | None, sandra: Account) -> dict:
     identity = {field: pqrs_core.identity_of(account).get(field) or "" for field in _IDENTITY}
     if key == "luis":
         return identity | {"account": account.id}
-    return identity | {"cuenta_bloqueada": account.id}
+    # As filed from her blocked page's link: it prefills no mobile (blueprints.pqrs.views).
+    return identity | {"celular": "", "cuenta_bloqueada": account.id}
 
 
 def load_demo_pqrs(password_hash: str) -> dict:
