@@ -472,19 +472,46 @@ def follow(tipo_documento: str, numero_documento: str, radicado: str) -> Pqrs | 
     return pqrs
 
 
+def last_request_id(pqrs: Pqrs) -> int | None:
+    """Return the id of the latest "Pedir información" message of the case, or None."""
+    return (
+        PqrsMensaje.select(PqrsMensaje.id)
+        .where((PqrsMensaje.pqrs == pqrs.id) & (PqrsMensaje.tipo == PqrsMensaje.INFORMACION))
+        .order_by(PqrsMensaje.created_at.desc(), PqrsMensaje.id.desc())
+        .scalar()
+    )
+
+
 def reply_token(pqrs: Pqrs, *, secret: str) -> str:
-    """Sign that this browser matched the three fields of a PQRSF waiting for information."""
-    return tokens.make_token(secret, REPLY_PURPOSE, {"p": pqrs.id, "r": pqrs.radicado})
+    """Sign that this browser matched the three fields of a PQRSF waiting for this request.
+
+    It names the request for information it answers: replayed after staff ask
+    again, it is refused instead of answering the new request too.
+    """
+    payload = {"p": pqrs.id, "r": pqrs.radicado, "m": last_request_id(pqrs)}
+    return tokens.make_token(secret, REPLY_PURPOSE, payload)
 
 
-def pqrs_for_reply(token: str, *, secret: str) -> Pqrs | None:
-    """Return the PQRSF a fresh, genuine reply token names, or None."""
+@dataclass(frozen=True)
+class ReplyForm:
+    """What a genuine reply token names: the PQRSF, and the request for information it answers."""
+
+    pqrs: Pqrs
+    request_id: int | None
+
+
+def pqrs_for_reply(token: str, *, secret: str) -> ReplyForm | None:
+    """Return the PQRSF (and request) a fresh, genuine reply token names, or None."""
     try:
         payload = tokens.read_token(secret, REPLY_PURPOSE, token or "", REPLY_MAX_AGE)
     except (tokens.TokenExpired, tokens.TokenInvalid):
         return None
+    if not isinstance(payload, dict):
+        return None
     found = Pqrs.get_or_none(Pqrs.id == payload.get("p"))
-    return found if found is not None and found.radicado == payload.get("r") else None
+    if found is None or found.radicado != payload.get("r"):
+        return None
+    return ReplyForm(found, payload.get("m"))
 
 
 @dataclass(frozen=True)
@@ -589,16 +616,22 @@ def working_days_waited(asked: date, answered: date) -> int:
     return count
 
 
-def resume(pqrs_id: int, texto: str, account: Account | None = None) -> Pqrs:
+def resume(
+    pqrs_id: int, texto: str, account: Account | None = None, *, request_id: int | None
+) -> Pqrs:
     """Record that the citizen completed the request, and restart its suspended term (art. 17).
 
     The term runs again from the day after (Ley 1755, art. 17): due_on moves by
-    the working days from the day information was asked to today. The citizen
-    side (G6) calls it; raises InvalidText and WrongState.
+    the working days from the day information was asked to today. request_id
+    is the request for information the citizen's form answers (ReplyForm): a
+    form shown before staff asked again answers nothing. The citizen side (G6)
+    calls it; raises InvalidText and WrongState.
     """
     texto = clean_text(texto, "texto", 1, TEXTO_MAX)
     with db.atomic():
         pqrs = current_case(pqrs_id, (Pqrs.INFORMACION,))
+        if last_request_id(pqrs) != request_id:
+            raise WrongState(pqrs)
         asked = information_asked_on(pqrs) or clock.today()
         waited = working_days_waited(asked, clock.today())
         new_due = workdays.add_working_days(pqrs.due_on, waited) if waited else pqrs.due_on

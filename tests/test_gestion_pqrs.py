@@ -517,7 +517,8 @@ def test_the_citizen_completing_it_moves_the_due_date_by_the_working_days_waited
     clock.set(datetime(2026, 4, 1, 11, 0))
     service.ask_information(pqrs.id, staff, "Envíe la orden médica, por favor.", LINK)
     clock.set(datetime(2026, 4, 6, 16, 0))
-    citizen = pqrs_core.resume(pqrs.id, "Adjunto la orden médica.")
+    asked = pqrs_core.last_request_id(pqrs)
+    citizen = pqrs_core.resume(pqrs.id, "Adjunto la orden médica.", request_id=asked)
     assert citizen.estado == Pqrs.RADICADA and citizen.due_on == date(2026, 4, 20)
     assert reload(pqrs).due_on == date(2026, 4, 20)
     assert [m.tipo for m in reload(pqrs).mensajes] == [
@@ -525,7 +526,7 @@ def test_the_citizen_completing_it_moves_the_due_date_by_the_working_days_waited
         PqrsMensaje.CIUDADANO,
     ]
     with pytest.raises(service.WrongState):
-        pqrs_core.resume(pqrs.id, "Otra vez.")
+        pqrs_core.resume(pqrs.id, "Otra vez.", request_id=asked)
 
 
 # --- extending ------------------------------------------------------------------------------------
@@ -881,7 +882,8 @@ def test_the_citizen_sends_the_information_asked_and_the_term_runs_again(
     again = client.post(
         "/pqrs/consulta/informacion", data={"ficha": ficha, "informacion": "Otra vez."}
     )
-    assert again.status_code == 200 and "Enviar la información solicitada" not in again.text
+    assert again.status_code == 409 and "Enviar la información solicitada" not in again.text
+    assert "Su mensaje no se registró" in again.text
     assert said.count() == 1  # a replayed form changes nothing
 
 

@@ -414,9 +414,14 @@ def test_a_double_submit_gives_the_first_radicado(db, client, outbox):
 def test_the_same_form_key_from_someone_else_shows_nothing_of_the_first(db, app, client):
     data = form()
     radicado = filed(client, **data)
-    replay = app.test_client().post("/pqrs", data={**data, "numero_documento": "1098765432"})
+    # The same browser (a shared PC's back button), someone else's document: a stale form.
+    replay = client.post("/pqrs", data={**data, "numero_documento": "1098765432"})
     assert replay.status_code == 422 and "El formulario venció" in replay.text
     assert radicado not in replay.text and Pqrs.select().count() == 1
+    # Another browser: the key means nothing there; it files its own PQRSF, never the first.
+    other = app.test_client().post("/pqrs", data={**data, "numero_documento": "1098765432"})
+    assert other.status_code == 303 and radicado not in other.location
+    assert Pqrs.select().count() == 2
 
 
 # --- desbloqueo from the blocked page -------------------------------------------------------

@@ -8,6 +8,9 @@ and the radicado all match. Staff read cases in the back office.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from flask import current_app, redirect, render_template, request, session, url_for
 
 from blueprints.accounts import captcha_on
@@ -24,6 +27,7 @@ from models import Account, Pqrs
 FILE_FIELD = "adjunto"
 SESSION_KEY = "pqrs_radicados"  # the radicados this browser filed, newest last
 SESSION_KEEP = 10
+BROWSER_KEY = "pqrs_navegador"  # binds each shown form's key to the browser it was shown in
 STALE_FORM = "El formulario venció. Revise los datos, elija el adjunto otra vez y envíelo de nuevo."
 LINK_INVALID = (
     "El enlace de desbloqueo no es válido o ya venció (o su usuario ya fue desbloqueado). "
@@ -47,6 +51,10 @@ REPLY_THANKS = (
     "Recibimos la información. El plazo de respuesta vuelve a correr desde hoy; la fecha "
     "límite se actualizó."
 )
+REPLY_LATE = (
+    "Su mensaje no se registró: esta PQRDS ya no espera esa información (fue respondida, "
+    "cerrada, o le pedimos otra cosa después). Vea abajo su estado y lo que le pedimos."
+)
 FOLLOW_LIMIT = (
     "Se hicieron demasiadas consultas de este código hoy. Por seguridad, inténtelo de nuevo mañana."
 )
@@ -67,6 +75,24 @@ def _consulta_url() -> str:
 def _captcha_needed() -> bool:
     """The anonymous answer a captcha; a signed-in account already proved itself."""
     return captcha_on() and current_account() is None
+
+
+def _browser_nonce() -> str:
+    """Return this browser's random PQRSF nonce (kept in its signed session cookie)."""
+    nonce = session.get(BROWSER_KEY)
+    if not isinstance(nonce, str) or not nonce:
+        nonce = session[BROWSER_KEY] = secrets.token_urlsafe(16)
+    return nonce
+
+
+def _stored_key(form_key: str) -> str:
+    """Return the form's key bound to this browser, as Pqrs.form_key keeps it.
+
+    A double click in the same browser finds its first PQRSF; the same key
+    replayed from another browser is a new form there, and never names or
+    shows the first one's radicado.
+    """
+    return hashlib.sha256(f"{_browser_nonce()}:{form_key}".encode()).hexdigest()
 
 
 def _remember(radicado: str) -> None:
@@ -118,6 +144,7 @@ def _new_form(blocked: Account | None, token: str) -> RadicarForm:
         if pqrs.tipo_of(request.args.get("tipo", "")):
             form.tipo.data = request.args["tipo"]
     form.form_key.data = new_form_key()
+    _browser_nonce()  # before the first submit, so a double click's two posts share it
     return form
 
 
@@ -178,7 +205,7 @@ def _file(form: RadicarForm, blocked: Account | None):
     try:
         made = pqrs.file(
             form.filing(),
-            form.form_key.data,
+            _stored_key(form.form_key.data),
             part,
             _upload_dir(),
             _consulta_url(),
@@ -201,8 +228,13 @@ def _file(form: RadicarForm, blocked: Account | None):
 
 
 def _too_large(_error):
-    """Answer a body over the form's cap in words, with the way back (not a 500)."""
-    return render_template("pqrs/muy_grande.html"), 413
+    """Answer a body over the form's cap in words, with the way back (not a 500).
+
+    Under the cap, the body was refused for a text field over Werkzeug's form
+    memory limit: the file is not what to blame.
+    """
+    texto = (request.content_length or 0) <= pqrs.MAX_BODY
+    return render_template("pqrs/muy_grande.html", texto=texto), 413
 
 
 bp.register_error_handler(413, _too_large)
@@ -290,15 +322,19 @@ def _case_page(
 def informacion():
     """Take the citizen's answer to "Pedir información": the term runs again (Ley 1755, art. 17)."""
     reply = InformacionForm()
-    found = pqrs.pqrs_for_reply(reply.ficha.data, secret=current_app.config["SECRET_KEY"])
-    if found is None:  # an old or forged form: ask to look the PQRSF up again
+    named = pqrs.pqrs_for_reply(reply.ficha.data, secret=current_app.config["SECRET_KEY"])
+    if named is None:  # an old or forged form: ask to look the PQRSF up again
         return _consulta_page(ConsultaForm(formdata=None), 422, no_match=REPLY_EXPIRED)
+    found = named.pqrs
     form = ConsultaForm(formdata=None, radicado=found.radicado, tipo_documento=found.tipo_documento)
     form.numero_documento.data = found.numero_documento
     if not reply.validate():
         return _case_page(form, found, 422, reply)
     try:
-        found = citizen_reply(found.id, reply.informacion.data)
+        found = citizen_reply(found.id, reply.informacion.data, request_id=named.request_id)
     except CaseError:
-        found = pqrs.by_radicado(found.radicado)  # answered meanwhile: show it as it is
+        # Answered, closed or asked again meanwhile (or this form was sent already):
+        # nothing was recorded, and the page says so, with the case as it is now.
+        found = pqrs.by_radicado(found.radicado)
+        return _case_page(form, found, 409, tarde=REPLY_LATE)
     return _case_page(form, found, recibida=REPLY_THANKS)
