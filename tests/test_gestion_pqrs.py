@@ -270,6 +270,7 @@ def test_queue_filters_by_state_tipo_radicado_and_document(staff_client, db):
     assert shown("buscar=1.012.345.678") == {"PQR-2026-MYNE22"}
     assert shown("buscar=pqr2026myne22") == {"PQR-2026-MYNE22"}  # typed loosely
     assert shown("buscar=PQR-2026-MYNE22") == {"PQR-2026-MYNE22"}
+    assert shown("buscar=myne22") == {"PQR-2026-MYNE22"}  # the code alone, read out by phone
     assert shown("estado=respondida") == {"PQR-2026-DONE33"}
     assert shown("estado=radicada&tipo=reclamo") == {"PQR-2026-OTHR22"}
     assert mine.estado == Pqrs.RADICADA

@@ -53,6 +53,7 @@ MESSAGES_SHOWN = 100
 QUEUE_ORDER = (Pqrs.due_on, Pqrs.id)
 BUSCAR_MAX = 20
 _SEARCH_CHARS = re.compile(r"\A[A-Za-z0-9.\- ]*\Z")
+_CODE = re.compile(rf"\A[{pqrs_core.RECEIPT_ALPHABET}]{{6}}\Z")  # a radicado's last part
 
 
 # --- outcomes ---------------------------------------------------------------------
@@ -121,7 +122,10 @@ def queue_query(estado: str = ABIERTAS, tipo: str = "", buscar: str = ""):
             numbers
         )
         radicados = {text.upper(), pqrs_core.clean_radicado(text) or text.upper()}
-        query = query.where(Pqrs.radicado.in_(sorted(radicados)) | by_document)
+        found = Pqrs.radicado.in_(sorted(radicados)) | by_document
+        if _CODE.match(text.upper()):  # the code alone, as a citizen reads it out: any year
+            found |= Pqrs.radicado.endswith(f"-{text.upper()}")
+        query = query.where(found)
     return query
 
 
