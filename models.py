@@ -145,9 +145,14 @@ class Account(UserMixin, BaseModel):
         return self._profile(EpsUser, self.EPS)
 
     @property
+    def ips(self) -> IpsOperador | None:
+        """The IPS operator profile (None for another kind)."""
+        return self._profile(IpsOperador, self.IPS)
+
+    @property
     def nombre(self) -> str:
         """The short name pages greet the person by."""
-        profile = self.hanna or self.staff or self.eps
+        profile = self.hanna or self.staff or self.eps or self.ips
         return profile.nombre if profile is not None else self.login
 
     @property
@@ -157,7 +162,8 @@ class Account(UserMixin, BaseModel):
             return self.hanna.primer_nombre
         if self.eps is not None:
             return self.eps.afiliado.primer_nombre
-        return self.staff.nombre.split(" ")[0] if self.staff is not None else ""
+        profile = self.staff or self.ips
+        return profile.nombre.split(" ")[0] if profile is not None else ""
 
     @classmethod
     def by_login(cls, kind: str, login: str) -> Account | None:
@@ -893,6 +899,101 @@ class Certificado(BaseModel):
         indexes = ((("afiliado", "issued_at"), False),)
 
 
+class IpsOperador(BaseModel):
+    """The IPS profile of an account: one named person of one IPS (SPEC I1).
+
+    Each operator signs in with the IPS's NIT and their own e-mail (login
+    "NIT:email"), so every message of a case says who wrote it. The IPS admin
+    (the first operator, created by staff) adds the others.
+    """
+
+    account = ForeignKeyField(Account, primary_key=True, backref="ips_profile", on_delete="CASCADE")
+    ips = ForeignKeyField(Ips, backref="operadores", on_delete="CASCADE")
+    nombre = CharField(max_length=120)
+    es_admin = BooleanField(default=False)
+    invited_by = IntegerField(null=True)  # the account that added this operator
+
+
+class MotivoMesa(BaseModel):
+    """A motivo of the help desk (I2): its asuntos, and the target time staff answer within."""
+
+    nombre = CharField(max_length=80, unique=True)
+    horas_objetivo = IntegerField(default=16)  # office hours to answer (core.workdays)
+    orden = IntegerField(default=0)
+    activo = BooleanField(default=True)
+
+
+class AsuntoMesa(BaseModel):
+    """An asunto of one motivo (I2): the list the second select offers."""
+
+    motivo = ForeignKeyField(MotivoMesa, backref="asuntos", on_delete="CASCADE")
+    nombre = CharField(max_length=80)
+    orden = IntegerField(default=0)
+    activo = BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("motivo", "nombre"), True),)
+
+
+class Secuencia(BaseModel):
+    """A named counter handed out one by one inside a transaction (help-desk case numbers)."""
+
+    nombre = CharField(max_length=40, primary_key=True)
+    valor = IntegerField()
+
+
+class CasoMesa(BaseModel):
+    """A help-desk case an IPS opened (I2, I3), answered by staff of role soporte (S1)."""
+
+    # estado
+    NUEVO, ESPERA_MESA, ESPERA_IPS, CERRADO = "nuevo", "espera_mesa", "espera_ips", "cerrado"
+
+    numero = IntegerField(unique=True)  # sequential, shown as "CASO"
+    ips = ForeignKeyField(Ips, backref="casos", on_delete="CASCADE")
+    account = ForeignKeyField(
+        Account, null=True, on_delete="SET NULL"
+    )  # the operator who opened it
+    motivo = ForeignKeyField(MotivoMesa, on_delete="RESTRICT")
+    asunto = ForeignKeyField(AsuntoMesa, on_delete="RESTRICT")
+    descripcion = TextField()
+    estado = CharField(max_length=12, default=NUEVO)
+    asignado = ForeignKeyField(Account, null=True, on_delete="SET NULL")  # the staff member on it
+    due_at = DateTimeField()  # the motivo's target, in office hours from creation (naive UTC)
+    form_key = CharField(max_length=64, unique=True)  # one case per form shown
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    closed_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("ips", "created_at"), False),
+            (("estado", "due_at", "id"), False),
+        )
+
+
+class MensajeMesa(BaseModel):
+    """One message of a case's thread; an internal note is staff's only and never reaches the IPS."""
+
+    caso = ForeignKeyField(CasoMesa, backref="mensajes", on_delete="CASCADE")
+    account = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    de_mesa = BooleanField()  # written by staff (True) or by the IPS (False)
+    interna = BooleanField(default=False)  # staff's note: not on the IPS's page, partial or e-mail
+    texto = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("caso", "id"), False),)
+
+
+class RespuestaGuardada(BaseModel):
+    """A saved reply staff insert into a case (S1)."""
+
+    titulo = CharField(max_length=80, unique=True)
+    texto = TextField()
+    created_by = ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+
 MODELS = [
     Afiliado,
     Account,
@@ -928,5 +1029,12 @@ MODELS = [
     Pqrs,
     PqrsMensaje,
     Certificado,
+    IpsOperador,
+    MotivoMesa,
+    AsuntoMesa,
+    Secuencia,
+    CasoMesa,
+    MensajeMesa,
+    RespuestaGuardada,
     SchemaVersion,
 ]

@@ -66,6 +66,12 @@ class Action(enum.StrEnum):
     SEARCH_CONVENIO_LOOKUPS = "convenios.consultas"  # the look-up log (habeas data)
     DECIDE_AUTHORIZATIONS = "autorizaciones.decidir"  # G3 requests: approve or reject
     ANSWER_PQRS = "pqrs.responder"  # G7: answer, ask, extend, close; unblock from a case
+    ANSWER_HELP_DESK = "mesa.atender"  # I3: the help-desk queue, replies, notes, states
+    CONFIGURE_HELP_DESK = "mesa.configurar"  # motivos, asuntos, targets and saved replies
+    INVITE_IPS = "ips.invitar"  # give an IPS its first (admin) operator
+    # IPS operators (Mesa de Ayuda)
+    USE_HELP_DESK = "mesa.usar"  # open cases, read and write in the IPS's own cases
+    MANAGE_IPS_OPERATORS = "ips.operadores"  # the IPS admin adds and removes operators
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,11 @@ def _granted(application: Application) -> Callable[[Account], bool]:
 _STAFF = frozenset({Account.STAFF})
 _HANNA = frozenset({Account.HANNA})
 _EPS = frozenset({Account.EPS})
+_IPS = frozenset({Account.IPS})
+
+
+def _ips_admin(account: Account) -> bool:
+    return account.ips is not None and account.ips.es_admin
 
 RULES: dict[Action, Rule] = {
     Action.USE_HANNA: Rule(_HANNA),
@@ -128,6 +139,11 @@ RULES: dict[Action, Rule] = {
     Action.SEARCH_CONVENIO_LOOKUPS: Rule(_STAFF, frozenset({Role.CONVENIOS})),
     Action.DECIDE_AUTHORIZATIONS: Rule(_STAFF, frozenset({Role.AUTORIZACIONES})),
     Action.ANSWER_PQRS: Rule(_STAFF, frozenset({Role.PQRS})),
+    Action.ANSWER_HELP_DESK: Rule(_STAFF, frozenset({Role.SOPORTE})),
+    Action.CONFIGURE_HELP_DESK: Rule(_STAFF, frozenset({Role.ADMIN})),
+    Action.INVITE_IPS: Rule(_STAFF, frozenset({Role.ADMIN, Role.SOPORTE})),
+    Action.USE_HELP_DESK: Rule(_IPS),
+    Action.MANAGE_IPS_OPERATORS: Rule(_IPS, holds=_ips_admin),
 }
 
 

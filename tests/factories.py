@@ -196,3 +196,33 @@ def make_eps_user(afiliado=None, password: str = PASSWORD, carta: bool = True, *
     fields.update(over)
     login = genesis.login_of(afiliado.tipo_documento, afiliado.numero_documento)
     return EpsUser.create_account(afiliado, login, **fields)
+
+
+_ips_bases = itertools.count(800_100_000)
+
+
+def valid_nit(base: int | None = None) -> str:
+    """A NIT's digits with its DIAN check digit (the IPS log-in checks it)."""
+    from stdnum.co import nit as stdnum_nit
+
+    number = str(base if base is not None else next(_ips_bases))
+    return number + stdnum_nit.calc_check_digit(number)
+
+
+def make_ips_operador(ips=None, email=None, nombre="Laura Gómez", es_admin=True, **over):
+    """An active IPS operator (kind ips, login "NIT:email") with PASSWORD; its IPS is made if not given."""
+    from models import IpsOperador
+
+    ips = ips or make_ips(nit=valid_nit())
+    email = email or f"operador{next(_eps_numbers)}@ips.example.com"
+    fields = dict(
+        kind=Account.IPS,
+        login=f"{ips.nit}:{email}",
+        email=email,
+        password_hash=passwords.hash_password(PASSWORD),
+        status=Account.ACTIVE,
+    )
+    fields.update(over)
+    account = Account.create(**fields)
+    IpsOperador.create(account=account, ips=ips, nombre=nombre, es_admin=es_admin)
+    return account
