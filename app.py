@@ -190,6 +190,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from blueprints import accounts, aplicaciones, auth, convenios, genesis, gestion, security
     from blueprints.certificados import bp as certificados_bp
+    from blueprints.ips import bp as ips_bp
     from blueprints.pqrs import bp as pqrs_bp
     from blueprints.public import views as public
 
@@ -203,6 +204,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(genesis.bp)
     app.register_blueprint(certificados_bp)
     app.register_blueprint(pqrs_bp)
+    app.register_blueprint(ips_bp)
     if dev_mailbox_allowed(app):
         from blueprints.dev import views as dev
 

@@ -32,13 +32,15 @@ from models import Account, UserSession
 LOGIN_VIEWS = {
     Account.HANNA: "accounts.login",
     Account.EPS: "genesis.login",
+    Account.IPS: "ips.login",
     Account.STAFF: "gestion.ingresar",
 }
-BLUEPRINT_KINDS = {"gestion": Account.STAFF, "genesis": Account.EPS}
+BLUEPRINT_KINDS = {"gestion": Account.STAFF, "genesis": Account.EPS, "ips": Account.IPS}
 # Where each kind lands after signing in (and when it opens a login page signed in).
 HOME_VIEWS = {
     Account.HANNA: "accounts.home",
     Account.EPS: "genesis.oficina",
+    Account.IPS: "ips.mesa",
     Account.STAFF: "gestion.inicio",
 }
 
@@ -174,6 +176,23 @@ def require(action: Action) -> Callable:
     return decorate
 
 
+def passive(view: Callable) -> Callable:
+    """Mark a view whose requests are not activity (a page's poll): they never extend the idle time.
+
+    A page left open on a shared PC keeps polling; its session must still end
+    after the idle minutes, as if nobody were there (load_user reads the mark).
+    """
+    view.passive_session = True
+    return view
+
+
+def _passive_request() -> bool:
+    from flask import current_app
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "passive_session", False))
+
+
 def owned_or_404(action: Action, obj: Any) -> Any:
     """Return obj when the signed-in account may do action to it; else answer 404."""
     if obj is None or not allowed(current_account(), action, obj):
@@ -250,7 +269,9 @@ def init_app(app: Flask) -> None:
         sid = session.get("sid")
         if not sid:
             return None
-        check = core_auth.resolve_session(user_token, sid, absolute=absolute)
+        check = core_auth.resolve_session(
+            user_token, sid, absolute=absolute, touch=not _passive_request()
+        )
         if check.user is None and not check.stale:
             g.session_end_reason = check.end_reason or ""
             session.clear()

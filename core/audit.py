@@ -51,6 +51,15 @@ class Action(enum.StrEnum):
     PQRS_PRORROGAR = "pqrs.prorrogar"
     PQRS_CERRAR = "pqrs.cerrar"
     PQRS_ADJUNTO_VER = "pqrs.adjunto.ver"
+    MESA_RESPONDER = "mesa.responder"
+    MESA_NOTA = "mesa.nota"
+    MESA_ESTADO = "mesa.estado"
+    MESA_ASIGNAR = "mesa.asignar"
+    MESA_ADJUNTO_VER = "mesa.adjunto.ver"
+    MESA_MOTIVO = "mesa.motivo"  # a motivo or an asunto created or edited
+    MESA_RESPUESTA_GUARDADA = "mesa.respuesta_guardada"  # a saved reply created, edited or removed
+    IPS_INVITAR = "ips.invitar"  # staff gave an IPS its admin operator
+    IPS_OPERADOR_ESTADO = "ips.operador.estado"  # an IPS admin disabled or enabled an operator
 
 
 @dataclass(frozen=True)

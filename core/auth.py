@@ -306,8 +306,14 @@ class SessionCheck:
     convenio_sede_id: int | None = None  # the sede it works for in Convenios
 
 
-def resolve_session(user_token: str, token: str, *, absolute: timedelta) -> SessionCheck:
-    """Return the active user of a live session, ending it when idle or older than absolute."""
+def resolve_session(
+    user_token: str, token: str, *, absolute: timedelta, touch: bool = True
+) -> SessionCheck:
+    """Return the active user of a live session, ending it when idle or older than absolute.
+
+    touch=False reads the session without counting the request as activity (a
+    page's poll): the idle time runs on as if the request had not come.
+    """
     row = (
         UserSession.select(UserSession, Account)
         .join(Account)
@@ -328,7 +334,7 @@ def resolve_session(user_token: str, token: str, *, absolute: timedelta) -> Sess
     elif now - row.last_seen > timedelta(seconds=row.idle_seconds):
         reason = UserSession.IDLE
     else:
-        if now - row.last_seen > SESSION_TOUCH:
+        if touch and now - row.last_seen > SESSION_TOUCH:
             UserSession.update(last_seen=now).where(UserSession.id == row.id).execute()
         return SessionCheck(
             user=row.account,
@@ -523,3 +529,28 @@ def check_password(user: Account, password: str) -> bool:
         return True
     Account.update(failed_logins=Account.failed_logins + 1).where(Account.id == user.id).execute()
     return False
+
+
+class InvitationWithdrawn(AccountError):
+    """The invited account was disabled before its first password was set."""
+
+
+def accept_invitation(account: Account, password: str) -> Account:
+    """Set the first password of an invited (pending) account and make it active.
+
+    set_password refuses a second use of the link (LinkInvalid: the fingerprint
+    changes with the password). An account disabled meanwhile keeps the
+    password but stays disabled (InvitationWithdrawn). Staff and IPS
+    invitations share it.
+    """
+    set_password(account, password)
+    with db.atomic():
+        activated = (
+            Account.update(status=Account.ACTIVE)
+            .where((Account.id == account.id) & (Account.status == Account.PENDING))
+            .execute()
+        )
+    if activated != 1:
+        raise InvitationWithdrawn("withdrawn")
+    account.status = Account.ACTIVE
+    return account

@@ -29,7 +29,7 @@ from faker import Faker
 from stdnum.co import nit as stdnum_nit
 
 import models
-from core import convenios_demo, eps_demo, pqrs_demo
+from core import convenios_demo, eps_demo, ips_demo, pqrs_demo
 from core.clock import utcnow
 from core.convenios_data import load_demo_convenios
 from core.importer import COLUMNS, upsert_afiliados
@@ -611,6 +611,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
     hashes = [hash_password(DEMO_PASSWORD) for _ in users]
     staff_hash = hash_password(DEMO_PASSWORD)
     blocked_hash = hash_password(DEMO_PASSWORD)
+    ips_hash = hash_password(DEMO_PASSWORD)
     now = utcnow()
     with models.db.atomic():
         created, updated = upsert_afiliados(rows)
@@ -622,6 +623,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
         staff_created = sum(_upsert_staff(spec, staff_hash, now) for spec in FIXED_STAFF)
         eps = eps_demo.load_demo_eps(seed, upload_dir=upload_dir)
         pqrs = pqrs_demo.load_demo_pqrs(blocked_hash)
+        mesa = ips_demo.load_demo_mesa(ips_hash)
     fixed = [
         {
             "tipo_documento": r["tipo_documento"],
@@ -658,6 +660,7 @@ def load_demo(seed: int = DEFAULT_SEED, upload_dir: str | None = None) -> dict:
         "convenio": convenio,
         "eps": eps,
         "pqrs": pqrs,
+        "mesa": mesa,
         "staff": [
             {"email": s["email"], "role": s["role"], "totp_secret": s["totp_secret"]}
             for s in FIXED_STAFF
@@ -718,6 +721,13 @@ def summary_lines(result: dict) -> list[str]:
         f"  {pqrs['blocked_user']} / {DEMO_PASSWORD}: usuario Hanna bloqueado por las preguntas, "
         "con su PQRSF de desbloqueo."
     )
+    mesa = result["mesa"]
+    lines.append(
+        f"Mesa de Ayuda IPS (/ips, contraseña {DEMO_PASSWORD}): {mesa['casos']} casos "
+        f"({mesa['casos_created']} nuevos) desde el 40912; operadores:"
+    )
+    for nit, email in mesa["operadores"]:
+        lines.append(f"  NIT {nit} · {email}")
     lines.append(f"Funcionarios (Gestión, /gestion/ingresar, contraseña {DEMO_PASSWORD}):")
     for s in result["staff"]:
         lines.append(f"  {s['email']} ({s['role']}), secreto TOTP {s['totp_secret']}")

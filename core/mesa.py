@@ -448,24 +448,13 @@ def staff_replies(
     """Staff answer the IPS: the message, the new state, and the e-mail to who opened the case."""
 
     def notify_ips(message: MensajeMesa, stored: list[uploads.Stored]) -> None:
-        opener = Account.get_or_none(Account.id == caso.account_id) if caso.account_id else None
-        if opener is not None and opener.email:
-            notify.queue_template_email(
-                opener.email,
-                f"Mesa de Ayuda: respuesta en el caso {caso.numero}",
-                "mesa_respuesta",
-                nombre=opener.first_name,
-                numero=caso.numero,
-                texto=message.texto,
-                adjuntos=[s.name for s in stored],
-                estado=estado_name(estado),
-                link=link,
-            )
+        _email_opener(caso, message, stored, estado, link)
 
     allowed = (*OPEN, CasoMesa.CERRADO) if estado == CasoMesa.CERRADO else OPEN
+    changes = {"closed_at": clock.utcnow()} if estado == CasoMesa.CERRADO else {}
     return _post(
         caso, account, texto, parts, upload_dir, de_mesa=True, estado=estado,
-        allowed=allowed, after_write=notify_ips,
+        allowed=allowed, after_write=notify_ips, changes=changes,
     )  # fmt: skip
 
 
@@ -512,3 +501,86 @@ def assign(caso: CasoMesa, staff: Account | None) -> None:
         CasoMesa.id == caso.id
     ).execute()
     caso.asignado = staff.id if staff else None
+
+
+# === staff writing against the page they read (S1; added for blueprints.gestion.mesa_service) ==
+
+
+class Outdated(WrongState):
+    """The case has a message the staff member's page did not show (a colleague's, the IPS's,
+    or their own first click): nothing was written."""
+
+
+def _email_opener(caso: CasoMesa, message: MensajeMesa, stored, estado: str, link: str) -> None:
+    """Queue the reply's e-mail to who opened the case, in the caller's transaction."""
+    opener = Account.get_or_none(Account.id == caso.account_id) if caso.account_id else None
+    if opener is not None and opener.email:
+        notify.queue_template_email(
+            opener.email,
+            f"Mesa de Ayuda: respuesta en el caso {caso.numero}",
+            "mesa_respuesta",
+            nombre=opener.first_name,
+            numero=caso.numero,
+            texto=message.texto,
+            adjuntos=[s.name for s in stored],
+            estado=estado_name(estado),
+            link=link,
+        )
+
+
+def staff_writes(
+    caso: CasoMesa,
+    account: Account,
+    texto: str,
+    parts: Iterable[Upload],
+    upload_dir,
+    *,
+    seen_estado: str,
+    seen_message: int,
+    interna: bool = False,
+    estado: str = CasoMesa.ESPERA_IPS,
+    link: str = "",
+    then=None,
+) -> MensajeMesa:
+    """Write staff's reply (or, with interna, an internal note) only if the case is as its page showed.
+
+    As staff_replies / staff_note, plus two checks in the same transaction: a
+    reply needs the state still to be seen_estado (its audit's "before"), and
+    neither is written when the case has a message after seen_message (the last
+    one the page showed): a double click, or a colleague who answered meanwhile,
+    raises Outdated instead of a second message and e-mail. then(message,
+    stored), when given, runs last inside the transaction (the caller's audit
+    row). A reply to a closed case only closes it again (estado cerrado).
+    """
+    if interna:
+        allowed = (*OPEN, CasoMesa.CERRADO)
+    else:
+        if estado not in ESTADOS:
+            raise ValueError(estado)
+        replyable = (*OPEN, CasoMesa.CERRADO) if estado == CasoMesa.CERRADO else OPEN
+        if seen_estado not in replyable:
+            raise WrongState(caso)
+        allowed = (seen_estado,)
+
+    def checked(message: MensajeMesa, stored: list[uploads.Stored]) -> None:
+        # After _move's UPDATE: this case's row is locked, so a concurrent writer waits here.
+        newer = MensajeMesa.select(MensajeMesa.id).where(
+            (MensajeMesa.caso == caso.id)
+            & (MensajeMesa.id > seen_message)
+            & (MensajeMesa.id != message.id)
+        )
+        if newer.exists():
+            raise Outdated(caso)
+        if not interna:
+            _email_opener(caso, message, stored, estado, link)
+        if then is not None:
+            then(message, stored)
+
+    changes = {}
+    if not interna and estado == CasoMesa.CERRADO:
+        changes["closed_at"] = clock.utcnow()
+    return _post(
+        caso, account, texto, parts, upload_dir, de_mesa=True, interna=interna,
+        estado=None if interna else estado, allowed=allowed, after_write=checked,
+        changes=changes,
+    )  # fmt: skip

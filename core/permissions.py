@@ -120,6 +120,7 @@ _IPS = frozenset({Account.IPS})
 def _ips_admin(account: Account) -> bool:
     return account.ips is not None and account.ips.es_admin
 
+
 RULES: dict[Action, Rule] = {
     Action.USE_HANNA: Rule(_HANNA),
     Action.REQUEST_APPLICATION: Rule(_HANNA),

@@ -45,3 +45,26 @@ document.addEventListener("submit", (event) => {
   form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   xhr.send(data);
 });
+
+// A textarea with maxlength and data-quedan="ID" keeps element ID saying how many
+// characters are left (the server renders the same words for the page as sent).
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!field.matches("textarea[data-quedan]")) return;
+  const left = document.getElementById(field.dataset.quedan);
+  if (!left || field.maxLength < 0) return;
+  const n = Math.max(field.maxLength - field.value.length, 0);
+  left.textContent = `Quedan ${n} ${n === 1 ? "carácter" : "caracteres"}.`;
+});
+
+// A select with data-insertar="ID" copies its chosen option's data-texto into the
+// textarea ID (a saved reply); without this script its "Usar" button reloads the page.
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (!select.matches("select[data-insertar]")) return;
+  const option = select.selectedOptions[0];
+  const target = document.getElementById(select.dataset.insertar);
+  if (!option || !option.dataset.texto || !target) return;
+  target.value = option.dataset.texto;
+  target.focus();
+});

@@ -559,3 +559,34 @@ def test_demo_pqrsf_fill_the_staff_queue_in_every_state_once(database, clock):
     assert len(luis) == 2 and all(r.account_id is not None for r in luis)
     for r in rows:
         assert pqrs_core.follow(r.tipo_documento, r.numero_documento, r.radicado) == r
+
+
+def test_demo_help_desk_cases_from_40912_in_every_state_once(database, clock):
+    from core import ips_demo, mesa
+    from core import workdays as wd
+    from core.eps_data import normalize_nit
+
+    clock.set(datetime(2026, 3, 18, 10, 0))  # a Wednesday in Bogotá
+    first = load_demo()["mesa"]
+    again = load_demo()["mesa"]
+    casos = list(models.CasoMesa.select().order_by(models.CasoMesa.numero))
+    assert [c.numero for c in casos] == list(range(40912, 40918))
+    assert first["casos_created"] == 6 and again["casos_created"] == 0
+    assert {c.estado for c in casos} == set(mesa.ESTADOS)
+    marks = {mesa.due_state(c) for c in casos} - {None}
+    assert {wd.DueState.VENCIDO, wd.DueState.AL_DIA} <= marks
+    manual = casos[0]
+    assert (manual.motivo.nombre, manual.asunto.nombre) == (
+        "CAPACITACION",
+        "CARGUE RESOLUCION 2463",
+    )
+    # The internal note is there for staff only; each IPS's operators sign in with the NIT.
+    note = models.MensajeMesa.get(models.MensajeMesa.interna == True)  # noqa: E712
+    assert note.id not in [m.id for m in mesa.thread_for_ips(note.caso)]
+    for ips_nit, email, _nombre, _admin in ips_demo.OPERADORES:
+        account = Account.by_login(Account.IPS, f"{normalize_nit(ips_nit)}:{email}")
+        assert account.is_active and passwords.verify_password(account.password_hash, DEMO_PASSWORD)
+    almendros = Account.by_login(
+        Account.IPS, f"{normalize_nit(ips_demo.OPERADORES[2][0])}:sistemas@almendros.test"
+    )
+    assert [c.numero for c in mesa.cases_of_ips(almendros.ips.ips_id)] == [40917]

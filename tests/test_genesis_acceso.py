@@ -50,12 +50,14 @@ def fresh(account: Account) -> Account:
 # --- the entry and the login page --------------------------------------------------------
 
 
-def test_portal_genesis_offers_the_afiliados_entry_and_no_dead_link(db, client):
+def test_portal_genesis_offers_the_afiliados_and_ips_entries_and_no_dead_link(db, client):
     page = client.get("/genesis")
     assert page.status_code == 200
     assert "Portal Génesis" in page.text
     assert 'href="/genesis/afiliados">Afiliados</a>' in page.text
-    assert "IPS" not in page.text  # the help desk entry comes with its own issue
+    assert 'href="/ips">IPS</a>' in page.text  # the Mesa de Ayuda IPS (manual 004, I1)
+    for link in re.findall(r'href="(/[^"]*)"', page.text):
+        assert client.get(link).status_code in (200, 302), link
 
 
 def test_login_page_has_the_manuals_fields_and_links(db, client):

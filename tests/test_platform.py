@@ -37,6 +37,9 @@ GENESIS_PRIVATE = frozenset(
 )
 
 
+IPS_PUBLIC = {"/ips/olvide", "/ips/olvide/enviado"}
+
+
 def test_every_get_route_sends_the_security_headers(db, app, client):
     user = make_user()
     _, sedes = make_entidad(sedes=2)
@@ -50,6 +53,8 @@ def test_every_get_route_sends_the_security_headers(db, app, client):
         # Nor of an EPS affiliate's virtual office (the public Génesis pages answer 200).
         private = path.startswith("/gestion/") and path != "/gestion/ingresar"
         private = private or path in GENESIS_PRIVATE
+        # Nor of an IPS's help desk: only its log-in and reset pages are public.
+        private = private or (path.startswith("/ips/") and path not in IPS_PUBLIC)
         expected = (404,) if private else ()
         assert response.status_code in (200, 302, *expected), path
         h = response.headers

@@ -88,6 +88,7 @@ from models import (
     Pqrs,
     PqrsMensaje,
 )
+from tests.concurrency import run_at_once
 from tests.conftest import _make_app
 from tests.factories import make_eps_user, make_staff, make_user
 from tests.sample_files import pdf_bytes
@@ -176,29 +177,6 @@ def waiting_case(staff, **over) -> Pqrs:
     case = make_pqrs(**over)
     service.ask_information(case.id, staff, INFO_ASKED, LINK)
     return reload(case)
-
-
-def run_at_once(calls) -> list:
-    """Run the callables in threads released together; return what each returned (or raised)."""
-    barrier, results = threading.Barrier(len(calls), timeout=30), [None] * len(calls)
-    models.db.close()
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except Exception as exc:  # reported by the caller's asserts
-            results[i] = exc
-        finally:
-            models.db.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    models.db.connect(reuse_if_open=True)
-    return results
 
 
 @pytest.fixture

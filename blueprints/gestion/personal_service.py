@@ -246,19 +246,11 @@ def accept_invitation(account: Account, password: str) -> Account:
     keeps its password but stays disabled.
     """
     try:
-        core_auth.set_password(account, password)
+        return core_auth.accept_invitation(account, password)
     except core_auth.LinkInvalid as exc:  # a second POST of the same form lost the race
         raise StaffProblem(Problem.LINK_USED) from exc
-    with db.atomic():
-        activated = (
-            Account.update(status=Account.ACTIVE)
-            .where((Account.id == account.id) & (Account.status == Account.PENDING))
-            .execute()
-        )
-    if activated != 1:
-        raise StaffProblem(Problem.WITHDRAWN)
-    account.status = Account.ACTIVE
-    return account
+    except core_auth.InvitationWithdrawn as exc:
+        raise StaffProblem(Problem.WITHDRAWN) from exc
 
 
 # --- a staff member's roles and state ---------------------------------------------

@@ -19,6 +19,7 @@ from core.clock import utcnow
 from core.permissions import Role
 from models import (
     Account,
+    CasoMesa,
     Entidad,
     HannaUser,
     Pqrs,
@@ -180,6 +181,12 @@ def section_counts(endpoints: list[str]) -> dict[str, int]:
         elif endpoint == "gestion.pqrs":
             counts[endpoint] = (
                 Pqrs.select().where(Pqrs.estado.in_((Pqrs.RADICADA, Pqrs.INFORMACION))).count()
+            )
+        elif endpoint == "gestion.mesa":  # the cases the desk owes an answer
+            counts[endpoint] = (
+                CasoMesa.select()
+                .where(CasoMesa.estado.in_((CasoMesa.NUEVO, CasoMesa.ESPERA_MESA)))
+                .count()
             )
         elif endpoint == "gestion.entidades":
             counts[endpoint] = Entidad.select().count()

@@ -244,6 +244,21 @@ class Portal:
         with self.db().connection_context():
             return make_eps_user(afiliado, password=password, **over)
 
+    def seed_ips_operador(self, password: str) -> tuple[str, str]:
+        """Create an IPS with an active admin operator and the help desk's motivos; return (NIT, e-mail)."""
+        from core import mesa
+        from tests.factories import make_ips_operador
+
+        with self.db().connection_context():
+            mesa.ensure_default_motivos()
+            account = make_ips_operador(
+                email=f"operador{self.new_document()}@ips.example.com", nombre="Laura Gómez Ruiz"
+            )
+            models.Account.update(password_hash=passwords.hash_password(password)).where(
+                models.Account.id == account.id
+            ).execute()
+            return account.login.split(":")[0], account.email
+
     def autorizaciones_of(self, afiliado_id: int) -> list[models.Autorizacion]:
         with self.db().connection_context():
             return list(
