@@ -485,13 +485,20 @@ def reopen(caso: CasoMesa) -> None:
 
 
 def set_state(caso: CasoMesa, estado: str) -> None:
-    """Staff set the case's state by hand (any state to any other)."""
+    """Staff set the case's state by hand (any state to any other).
+
+    A case that comes back to the desk (nuevo or en espera de la mesa, from
+    waiting for the IPS or closed) gets the motivo's target again, from now.
+    """
     if estado not in ESTADOS:
         raise ValueError(estado)
     now = clock.utcnow()
     others = tuple(e for e in ESTADOS if e != estado)
     changes = {"estado": estado, "updated_at": now}
     changes["closed_at"] = now if estado == CasoMesa.CERRADO else None
+    owed = (CasoMesa.NUEVO, CasoMesa.ESPERA_MESA)
+    if estado in owed and caso.estado not in owed:
+        changes["due_at"] = due_at_for(MotivoMesa.get_by_id(caso.motivo_id), now)
     _move(caso, others, **changes)
 
 

@@ -153,3 +153,15 @@ def test_the_states_close_reopen_and_the_target_in_office_hours(desk, upload_dir
     now = CasoMesa.get_by_id(caso.id)
     assert now.estado == CasoMesa.ESPERA_MESA and now.closed_at is None
     assert MensajeMesa.select().where(MensajeMesa.caso == caso.id).count() == 3
+
+
+def test_a_case_staff_send_back_to_the_desk_gets_its_target_again(desk, upload_dir, clock):
+    clock.set(datetime(2026, 3, 10, 9, 0))  # a Tuesday
+    operador, staff = make_ips_operador(), make_staff(roles=("soporte",))
+    caso = open_one(operador, desk, upload_dir)
+    mesa.staff_replies(caso, staff, "Lo revisamos.", [], upload_dir, link="/x")
+    clock.set(datetime(2026, 3, 17, 9, 0))  # a week later, long past the first target
+    mesa.set_state(caso, CasoMesa.ESPERA_MESA)
+    now = CasoMesa.get_by_id(caso.id)
+    assert now.due_at == mesa.due_at_for(desk[0], datetime(2026, 3, 17, 14, 0))  # 9:00 Bogotá
+    assert mesa.due_state(now) is not workdays.DueState.VENCIDO
