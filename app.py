@@ -378,6 +378,9 @@ def register_template_helpers(app: Flask) -> None:
         return colombia.format_datetime(value) if value else ""
 
     app.add_template_filter(colombia.document_type_name, "tipo_documento")
+    from core.ips_accounts import format_nit
+
+    app.add_template_filter(format_nit, "nit")  # 9001112221 → 900111222-1
 
     @app.template_filter("linkify")
     def linkify(text: str) -> Markup:

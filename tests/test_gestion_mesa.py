@@ -276,7 +276,7 @@ def test_queue_row_shows_the_ips_motivo_asunto_bogota_time_state_and_assignee(
     auth.login(client, staff)
     text = client.get(QUEUE).text
     ips = operador.ips.ips
-    assert ips.nombre in text and f"NIT {ips.nit}" in text
+    assert ips.nombre in text and f"NIT {ips.nit[:-1]}-{ips.nit[-1]}" in text
     assert "FACTURACION<br>RADICACION DE CUENTAS" in text
     assert "04/03/2026 15:07" in text  # Bogotá time, not the stored UTC (20:07)
     assert "<td>Nuevo</td>" in text and "<td>Carlos Soporte</td>" in text
@@ -363,7 +363,7 @@ def test_case_shows_the_request_the_whole_thread_and_marks_internal_notes(
     auth.login(client, staff)
     text = client.get(f"{QUEUE}/{caso.id}").text
     ips = operador.ips.ips
-    assert f"Caso {caso.numero}" in text and f"NIT {ips.nit}" in text and ips.nombre in text
+    assert f"Caso {caso.numero}" in text and f"NIT {ips.nit[:-1]}-{ips.nit[-1]}" in text and ips.nombre in text
     assert "Laura Gómez" in text  # who opened it
     assert "04/03/2026 09:30" in text and "AUTORIZACIONES" in text
     assert "AUTORIZACION NO APARECE" in text
