@@ -37,6 +37,7 @@ from models import (
     Attachment,
     CasoMesa,
     Ips,
+    IpsOperador,
     MensajeMesa,
     MotivoMesa,
     Secuencia,
@@ -518,15 +519,30 @@ class Outdated(WrongState):
     or their own first click): nothing was written."""
 
 
+def _recipients(caso: CasoMesa) -> list[Account]:
+    """Who at the IPS reads the desk's reply by e-mail: who opened the case, while they still
+    work there (active, same IPS); else the IPS's active admins, so the notice is not lost."""
+    active = (
+        Account.select(Account)
+        .join(IpsOperador, on=(IpsOperador.account == Account.id))
+        .where((IpsOperador.ips == caso.ips_id) & (Account.status == Account.ACTIVE))
+    )
+    opener = active.where(Account.id == caso.account_id).first() if caso.account_id else None
+    if opener is not None:
+        return [opener]
+    return list(active.where(IpsOperador.es_admin == True).order_by(Account.id))  # noqa: E712
+
+
 def _email_opener(caso: CasoMesa, message: MensajeMesa, stored, estado: str, link: str) -> None:
-    """Queue the reply's e-mail to who opened the case, in the caller's transaction."""
-    opener = Account.get_or_none(Account.id == caso.account_id) if caso.account_id else None
-    if opener is not None and opener.email:
+    """Queue the reply's e-mail to the IPS (_recipients), in the caller's transaction."""
+    for reader in _recipients(caso):
+        if not reader.email:
+            continue
         notify.queue_template_email(
-            opener.email,
+            reader.email,
             f"Mesa de Ayuda: respuesta en el caso {caso.numero}",
             "mesa_respuesta",
-            nombre=opener.first_name,
+            nombre=reader.first_name,
             numero=caso.numero,
             texto=message.texto,
             adjuntos=[s.name for s in stored],
