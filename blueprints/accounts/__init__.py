@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
+from blueprints.web import render
 from core import passwords
 
 bp = Blueprint("accounts", __name__)
@@ -41,6 +42,21 @@ def live_password_check(form, problems: list[str], status: int = 200, message: s
         others=passwords.other_problems(problems),
         message=message,
     ), status
+
+
+def password_page(template: str, form, problems: list[str], status: int, **context):
+    """Render a new-password page with the H1 rules, each marked met or not after a try."""
+    return render(
+        template,
+        status=status,
+        form=form,
+        rules=passwords.RULES,
+        advice=passwords.ADVICE,
+        live=bool(problems),
+        met=passwords.rules_met(problems),
+        others=passwords.other_problems(problems),
+        **context,
+    )
 
 
 from blueprints.accounts import qr, recovery, views  # noqa: E402, F401

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from blueprints.accounts import password_page
 from blueprints.auth import (
     check_login,
     current_account,
@@ -19,7 +20,7 @@ from blueprints.genesis import bp, service
 from blueprints.genesis.forms import CartaForm, CodigoForm, DocumentoForm, LoginForm, NuevaClaveForm
 from blueprints.web import limiter, render, safe_next, see_other
 from core import auth as core_auth
-from core import genesis, passwords
+from core import genesis
 from core.permissions import Action
 from models import Account
 
@@ -109,21 +110,6 @@ def salir():
     return signed_out("Cerró su sesión.", Account.EPS)
 
 
-def _password_page(template: str, form, problems: list[str], status: int, **context):
-    """Render a new-password form with the H1 rules, each marked met or not after a try."""
-    return render(
-        template,
-        status=status,
-        form=form,
-        rules=passwords.RULES,
-        advice=passwords.ADVICE,
-        live=bool(problems),
-        met=passwords.rules_met(problems),
-        others=passwords.other_problems(problems),
-        **context,
-    )
-
-
 @bp.route("/cambiar-clave", methods=["GET", "POST"])
 @require(Action.USE_GENESIS)
 @limiter.limit("10/minute;30/hour", methods=["POST"])
@@ -150,7 +136,7 @@ def cambiar_clave():
             return see_other(home_url(account))
         form.password.errors.append(" ".join(problems))
     status = 422 if form.errors else 200
-    return _password_page("genesis/clave.html", form, problems, status)
+    return password_page("genesis/clave.html", form, problems, status)
 
 
 @bp.route("/carta-de-derechos", methods=["GET", "POST"])
@@ -218,4 +204,4 @@ def olvide_codigo():
             problems = result.problems
             form.password.errors.append(" ".join(problems))
     status = 422 if form.errors else 200
-    return _password_page("genesis/olvide_codigo.html", form, problems, status)
+    return password_page("genesis/olvide_codigo.html", form, problems, status)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
-from blueprints.accounts import captcha_on, live_password_check
+from blueprints.accounts import captcha_on, live_password_check, password_page
 from blueprints.auth import check_login, home_url, keep_device, require, sign_in, signed_out
 from blueprints.ips import bp
 from blueprints.ips.forms import ClaveForm, IngresoForm, NitCorreoForm, OperadorForm
 from blueprints.public import service as captchas
 from blueprints.web import limiter, render, safe_next, see_other
 from core import auth as core_auth
-from core import ips_accounts, passwords
+from core import ips_accounts
 from core.ips_accounts import IpsProblem, Problem
 from core.permissions import Action, allowed
 from models import Account
@@ -121,21 +121,6 @@ def salir():
 # --- setting a password (the e-mailed link) ------------------------------------------------
 
 
-def _password_page(template: str, form, problems: list[str], status: int, **context):
-    """Render a new-password form with the H1 rules, each marked met or not after a try."""
-    return render(
-        template,
-        status=status,
-        form=form,
-        rules=passwords.RULES,
-        advice=passwords.ADVICE,
-        live=bool(problems),
-        met=passwords.rules_met(problems),
-        others=passwords.other_problems(problems),
-        **context,
-    )
-
-
 def _refused(template: str, exc: Exception):
     """Render why a link cannot be used (410: this link is done), never a 500."""
     message = LINK_MESSAGES[exc.problem] if isinstance(exc, IpsProblem) else str(exc)
@@ -163,7 +148,7 @@ def clave(token: str):
             return see_other(home_url(account))
         form.password.errors.append(" ".join(problems))
     status = 422 if request.method == "POST" else 200
-    return _password_page(
+    return password_page(
         "ips/clave.html", form, problems, status, token=token, operador=account.ips
     )
 
@@ -242,7 +227,7 @@ def restablecer(token: str):
             return see_other(url_for("ips.login"))
         form.password.errors.append(" ".join(problems))
     status = 422 if request.method == "POST" else 200
-    return _password_page("ips/restablecer.html", form, problems, status, token=token)
+    return password_page("ips/restablecer.html", form, problems, status, token=token)
 
 
 @bp.post("/restablecer/<token>/revisar")
