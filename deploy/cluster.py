@@ -323,6 +323,28 @@ def start(directory: Path, port: int, worker_interval: float, wait_seconds: floa
     port = port or free_port()
     backends = [free_port() for _ in WEB]
 
+    conf = directory / "nginx.conf"
+    conf.write_text(nginx_conf(directory, port, backends))
+    nginx_args = [nginx, "-p", f"{directory}/", "-c", str(conf), "-e", str(directory / "nginx-error.log")]  # fmt: skip
+    check = subprocess.run([*nginx_args, "-t", "-q"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        print(f"cluster: nginx.conf no es válido:\n{check.stderr}", file=sys.stderr)
+        return 1
+
+    threads = env.get("WEB_THREADS", "8")
+    processes: dict[str, subprocess.Popen] = {}
+    urls: dict[str, str] = {}
+    for name, backend in zip(WEB, backends, strict=True):
+        command = [
+            program("gunicorn"), "-b", f"127.0.0.1:{backend}", "--threads", threads,
+            "--graceful-timeout", "10",
+            "--no-control-socket",  # one per user by default: two servers would share it
+            "app:create_app()",
+        ]  # fmt: skip
+        processes[name] = spawn(directory, name, command, env)
+        urls[name] = f"http://127.0.0.1:{backend}/salud"
+    # The schema while the app servers boot (they touch the database only per request);
+    # the workers poll the outbox at once, so they start after it.
     init = subprocess.run(
         [program("flask"), "--app", "app", "init-db"],
         cwd=ROOT,
@@ -333,51 +355,11 @@ def start(directory: Path, port: int, worker_interval: float, wait_seconds: floa
     )
     if init.returncode != 0:
         print(f"cluster: init-db falló:\n{init.stdout}{init.stderr}", file=sys.stderr)
+        stop(directory)
         return 1
-
-    conf = directory / "nginx.conf"
-    conf.write_text(nginx_conf(directory, port, backends))
-    nginx_args = [
-        nginx,
-        "-p",
-        f"{directory}/",
-        "-c",
-        str(conf),
-        "-e",
-        str(directory / "nginx-error.log"),
-    ]
-    check = subprocess.run([*nginx_args, "-t", "-q"], capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        print(f"cluster: nginx.conf no es válido:\n{check.stderr}", file=sys.stderr)
-        return 1
-
-    threads = env.get("WEB_THREADS", "8")
-    processes: dict[str, subprocess.Popen] = {}
-    urls: dict[str, str] = {}
-    for name, backend in zip(WEB, backends, strict=True):
-        processes[name] = spawn(
-            directory,
-            name,
-            [
-                program("gunicorn"),
-                "-b",
-                f"127.0.0.1:{backend}",
-                "--threads",
-                threads,
-                "--graceful-timeout",
-                "10",
-                "app:create_app()",
-            ],  # fmt: skip
-            env,
-        )
-        urls[name] = f"http://127.0.0.1:{backend}/salud"
     for name in WORKERS:
-        processes[name] = spawn(
-            directory,
-            name,
-            [program("flask"), "--app", "app", "worker", "--interval", f"{worker_interval:g}"],
-            env,
-        )
+        command = [program("flask"), "--app", "app", "worker", "--interval", f"{worker_interval:g}"]
+        processes[name] = spawn(directory, name, command, env)
     # nginx only once both answer: a refused connection would mark a server down
     # for its fail_timeout (10 s), and the first requests would find none up.
     problem = wait_ready(urls, processes, wait_seconds)
