@@ -65,8 +65,9 @@ events {{
 }}
 
 http {{
-    # Who answered each request ($upstream_addr) is in the access log, not in a header.
-    log_format cluster '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+    # No URI: activation, reset and QR paths carry one-time tokens. Who answered
+    # each request ($upstream_addr) is here, not in a header.
+    log_format cluster '$remote_addr [$time_local] $request_method $status $body_bytes_sent '
                        'upstream=$upstream_addr time=$request_time';
     access_log {dir}/nginx-access.log cluster;
     client_body_temp_path {dir}/tmp/body;

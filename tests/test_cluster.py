@@ -389,6 +389,7 @@ def test_nginx_spread_the_journeys_over_both_servers(cluster):
     ports = {urllib.parse.urlsplit(cluster[name]).port for name in ("a", "b")}
     assert {int(address.split(":")[1]) for address in served} == ports
     assert min(served.values()) >= 10
+    assert " /" not in log  # no path: the QR's and the links' tokens stay out of the log
     # The 1.5 MB upload waited in nginx's temp folder, not in a gunicorn thread.
     assert "buffered to a temporary file" in (cluster["dir"] / "nginx-error.log").read_text()
 
