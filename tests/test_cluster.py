@@ -340,6 +340,8 @@ def test_a_file_sent_to_one_server_is_polled_and_downloaded_from_the_other(clust
         download = laura.open(f"{second}{link}")
         assert download.status == 200 and download.body == scan
         assert "rips-enero.pdf" in download.headers["Content-Disposition"]
+    if first == cluster["nginx"]:  # the upload waited in nginx's temp folder, not in a thread
+        assert "buffered to a temporary file" in (cluster["dir"] / "nginx-error.log").read_text()
 
 
 @on_postgres
@@ -383,15 +385,16 @@ def test_nginx_refuses_a_body_over_the_largest_limit_before_any_app_server(clust
 
 @on_postgres
 @pytest.mark.slow
-def test_nginx_spread_the_journeys_over_both_servers(cluster):
+def test_nginx_spreads_requests_over_both_servers_and_logs_no_path(cluster):
+    browser = Browser()
+    for _ in range(6):
+        assert browser.get(f"{cluster['nginx']}/")[0] == 200
     log = (cluster["dir"] / "nginx-access.log").read_text()
     served = collections.Counter(re.findall(r"upstream=(127\.0\.0\.1:\d+)", log))
     ports = {urllib.parse.urlsplit(cluster[name]).port for name in ("a", "b")}
     assert {int(address.split(":")[1]) for address in served} == ports
-    assert min(served.values()) >= 10
+    assert min(served.values()) >= 3
     assert " /" not in log  # no path: the QR's and the links' tokens stay out of the log
-    # The 1.5 MB upload waited in nginx's temp folder, not in a gunicorn thread.
-    assert "buffered to a temporary file" in (cluster["dir"] / "nginx-error.log").read_text()
 
 
 @on_postgres
