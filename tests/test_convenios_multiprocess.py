@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -12,8 +13,11 @@ import redis
 import models
 from core import db as dbmod
 from core import passwords
+from tests.http_browser import Browser
 from tests.servers import flask, free_port, gunicorn, stop
-from tests.test_multiprocess import POSTGRES, REDIS, Browser
+
+POSTGRES = os.environ.get("MULTIPROCESS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '15')}"  # emptied by the test
 
 PASSWORD = "Travesia-Luna-42"
 USER_MINUTE, ENTITY_MINUTE = 4, 6
