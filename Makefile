@@ -35,6 +35,16 @@ $(CHROMIUM):
 $(PDFTOPPM):
 	apt-get update -qq && apt-get install -y -qq poppler-utils
 
+# nginx: the several-server test (tests/test_cluster.py, deploy/cluster.py) puts it in front.
+NGINX ?= /usr/sbin/nginx
+$(NGINX):
+	apt-get update -qq && apt-get install -y -qq nginx
+
+# wrk: the load generator of bench/throughput.py (C, so it is not the bottleneck).
+WRK ?= /usr/bin/wrk
+$(WRK):
+	apt-get update -qq && apt-get install -y -qq wrk
+
 $(AXE):
 	mkdir -p .cache/axe
 	cd .cache/axe && npm pack -s axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js
@@ -64,7 +74,7 @@ test: test-ready
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-ready: only the installs (CI runs the PostgreSQL suite beside `make test`)
-test-ready: $(DEVSTAMP) $(CHROMIUM) $(PDFTOPPM) $(AXE) static
+test-ready: $(DEVSTAMP) $(CHROMIUM) $(PDFTOPPM) $(NGINX) $(AXE) static
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/lookup.py

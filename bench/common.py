@@ -225,6 +225,7 @@ def sign_in_staff(client: Client, email: str = "soporte@gestion.test") -> None:
 def gunicorn(target: str, port: int, env: dict, log: Path, workers=2, threads=1):
     """Start gunicorn on 127.0.0.1:port (threads > 1: the gthread worker, as the Procfile)."""
     cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", str(threads)]
+    cmd.append("--no-control-socket")  # one per user by default: the two servers would share it
     cmd += ["-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--error-logfile", str(log), target]
     return subprocess.Popen(
         cmd,

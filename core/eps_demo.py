@@ -428,18 +428,19 @@ TERM_DAYS = 5  # working days to answer (G3)
 
 # (número, member, municipio, observación, plan): the plan puts the request in one due
 # state on the day the demo is loaded (_timeline), or decides it.
+# Numbers the office can open: core.genesis.NUMERO_RE has no 0 or 1 (read aloud).
 _DEMO_SOLICITUDES = (
-    ("DEMO-0001", ("CC", "1000000120"), "08001",
+    ("DEMO-2222", ("CC", "1000000120"), "08001",
      "Control con medicina interna por hipertensión; adjunto la orden del médico.", "vencida"),
-    ("DEMO-0002", ("TI", "1000000121"), "08758",
+    ("DEMO-3333", ("TI", "1000000121"), "08758",
      "Consulta de pediatría de control, orden de la IPS.", "vence_hoy"),
-    ("DEMO-0003", ("CC", "1000000120"), "08001",
+    ("DEMO-4444", ("CC", "1000000120"), "08001",
      "Examen de glucosa en ayunas según la orden adjunta.", "por_vencer"),
-    ("DEMO-0004", ("TI", "1000000121"), "08001",
+    ("DEMO-5555", ("TI", "1000000121"), "08001",
      "Terapia física: 10 sesiones, orden del ortopedista.", "a_tiempo"),
-    ("DEMO-0005", ("CC", "1000000120"), "13001",
+    ("DEMO-6666", ("CC", "1000000120"), "13001",
      "Ecografía de abdomen total ordenada en urgencias.", "aprobada"),
-    ("DEMO-0006", ("TI", "1000000121"), "08001",
+    ("DEMO-7777", ("TI", "1000000121"), "08001",
      "Radiografía de tórax; la foto de la orden quedó borrosa.", "rechazada"),
 )  # fmt: skip
 _APPROVED_SERVICE = SERVICES[6]  # the approved request's authorization

@@ -44,6 +44,9 @@ def gunicorn(
     that read what the server said (CSP reports, errors).
     """
     command = [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+    # gunicorn's control socket is one per user by default: servers started side by side
+    # (and the suite on SQLite and on PostgreSQL at once) would share it.
+    command.append("--no-control-socket")
     if log_file is not None:
         command += ["--access-logfile", "-"]
     command.append("app:create_app()")

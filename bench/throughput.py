@@ -1,0 +1,327 @@
+"""Server throughput of the portal's hot paths, as ratios to a bare Flask endpoint, with wrk.
+
+Run from the project root:  .venv/bin/python bench/throughput.py [--help]
+
+One run, one portal (the demo data on a temporary SQLite file, or a PostgreSQL
+schema with --database-url), one bare Flask app (bench/bare.py), both under the
+same gunicorn settings. wrk (Debian's package; C, so the load generator is not
+the bottleneck) loads each target in turn with the same connections, a warm-up
+then a measured window, and a Lua script that counts every answer whose status
+is not the one the journey expects. Targets:
+
+  bare           GET  /  of bench/bare.py (a fixed 1.2 KB fragment)
+  registro       POST /registro/consulta, HX-Request (the look-up partial; CSRF on)
+  convenios      POST /convenios/consultar, HX-Request (the desk, a sede chosen)
+  inicio         GET  /inicio signed in as the demo affiliate (a full page)
+  quiz           POST /activar/<token>: correct answers to a started quiz (303 →
+                 signed in); each request a different pending account, made
+                 beforehand in the same database
+  sondeo         GET  /ips/solicitudes/<n>/nuevos?despues=<last> (the case
+                 thread's poll, nothing new: 204)
+
+Rate limits are off (bench/portal_app.py) and the Convenios quotas raised, or
+the bench would measure the 429 page. Goals (issue 12): look-up partials ≥ 0.5
+of bare, a full signed-in page ≥ 0.35, the poll ≥ 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    ACCEPT,
+    FORM,
+    Client,
+    Figures,
+    Portal,
+    sign_in_desk,
+    sign_in_hanna,
+    sign_in_ips,
+)
+
+GOALS = {"registro": 0.5, "convenios": 0.5, "inicio": 0.35, "sondeo": 0.6}
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+# Each thread of wrk runs its own Lua state: counters are read back in done().
+LUA = r"""
+lines, bad, first_bad, n = {}, 0, "", 0  -- globals: done() reads them per thread
+local expect = tonumber(os.getenv("BENCH_EXPECT"))
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  local file = os.getenv("BENCH_LINES")
+  if file then
+    local step, i = tonumber(os.getenv("BENCH_THREADS")), 0
+    for line in io.lines(file) do
+      if i % step == id then table.insert(lines, line) end
+      i = i + 1
+    end
+  end
+end
+function request()
+  if #lines > 0 then
+    n = n + 1
+    if lines[n] == nil then return wrk.format("GET", "/agotado") end  -- counted as bad
+    local path, body = lines[n]:match("^(%S+) (.*)$")
+    return wrk.format("POST", path, nil, body)
+  end
+  return wrk.request()
+end
+function response(status, headers, body)
+  if status ~= expect then
+    bad = bad + 1
+    if first_bad == "" then first_bad = tostring(status) end
+  end
+end
+function done(summary, latency, requests)
+  local total_bad, example = 0, ""
+  for _, t in ipairs(threads) do
+    total_bad = total_bad + t:get("bad")
+    if example == "" then example = t:get("first_bad") end
+  end
+  io.write("BENCH-JSON ", string.format(
+    '{"requests": %d, "seconds": %f, "p50": %f, "p99": %f, "bad": %d, "example": "%s",' ..
+    ' "errors": %d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, total_bad, example,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout))
+end
+"""
+
+
+def wrk(url: str, method: str, body: str, headers: dict, expect: int, args, lines=None) -> dict:
+    """Run wrk (warm-up, then the measured window) and return its figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "bench.lua"
+        lua = LUA
+        setup = f"wrk.method = {json.dumps(method)}\nwrk.body = {json.dumps(body)}\n"
+        for name, value in headers.items():
+            setup += f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
+        script.write_text(setup + lua)
+        env = {"BENCH_EXPECT": str(expect), "BENCH_THREADS": str(args.threads_wrk)}
+        results = []
+        for seconds in (args.warmup, args.duration):
+            if lines is not None:
+                part = Path(tmp) / f"lines{seconds}"
+                take = lines[: args.quiz_per_window]
+                del lines[: args.quiz_per_window]
+                part.write_text("\n".join(take) + "\n")
+                env["BENCH_LINES"] = str(part)
+            cmd = [WRK, f"-t{args.threads_wrk}", f"-c{args.connections}", f"-d{seconds}s"]
+            cmd += ["--timeout", "10s", "-s", str(script), url]
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, env=env, check=False, timeout=seconds + 60
+            )
+            found = re.search(r"^BENCH-JSON (.*)$", done.stdout, re.M)
+            if done.returncode or not found:
+                raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+            results.append(json.loads(found.group(1)))
+        measured = results[1]
+        measured["rps"] = measured["requests"] / measured["seconds"]
+        return measured
+
+
+def prepare_quiz(count: int, out: Path) -> None:
+    """(In the portal's environment.) Make count pending accounts with a started quiz.
+
+    They all belong to the demo affiliate Ana (CC 1000000001), whose bank is
+    drawn once; each line of out is "PATH BODY": the activation URL and the
+    correct answers, the CSRF token left for the caller to add.
+    """
+    from app import create_app
+    from blueprints.accounts import service
+    from core import passwords
+    from models import Account, Afiliado, HannaUser, db
+
+    app = create_app()
+    with app.app_context(), db.connection_context():
+        ana = Afiliado.find("CC", "1000000001")
+        password_hash = passwords.hash_password("Bench2026Quiz!")
+        lines = []
+        with db.atomic():
+            for i in range(count):
+                user = HannaUser.create_account(
+                    email=f"quiz{i}@bench.test",
+                    tipo_documento="CE",
+                    numero_documento=str(900000000 + i),
+                    primer_nombre="BENCH",
+                    primer_apellido="QUIZ",
+                    fecha_nacimiento=ana.fecha_nacimiento,
+                    celular=ana.celular,
+                    afiliado=ana,
+                    password_hash=password_hash,
+                    status=Account.PENDING,
+                )
+                result, attempt, _ = service.start_quiz(user)
+                assert result is service.QuizResult.STARTED, result
+                link = service.activation_link(user, secret=app.config["SECRET_KEY"], base_url="")
+                answers = {"intento": str(attempt.id)}
+                for question in json.loads(attempt.questions):
+                    answers[question["key"]] = str(question["answer"])
+                from urllib.parse import urlencode
+
+                lines.append(f"{link} {urlencode(answers)}")
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--threads-wrk", type=int, default=2, help="wrk threads")
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds per target")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured seconds first")
+    parser.add_argument(
+        "--quiz-per-window", type=int, default=5000, help="quiz accounts per window"
+    )
+    parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
+    parser.add_argument("--database-url", default="", help="postgresql://… (a throwaway schema)")
+    parser.add_argument("--json", help="write the figures here for bench/run.py")
+    parser.add_argument("--prepare-quiz", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.prepare_quiz:
+        prepare_quiz(args.prepare_quiz, Path(args.out))
+        return 0
+    if not Path(WRK).exists():
+        sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
+
+    figures = Figures(args.json)
+    quotas = {
+        f"CONVENIOS_LOOKUPS_{who}_{per}": "100000000"
+        for who in ("USER", "ENTITY")
+        for per in ("MINUTE", "DAY")
+    }
+    only = set(filter(None, args.only.split(",")))
+    with Portal(args.database_url, extra_env=quotas) as portal:
+        port = portal.start(args.workers, args.threads)
+        bare_port = portal.start_bare(args.workers, args.threads)
+        base = f"http://127.0.0.1:{port}"
+        targets: dict[str, tuple] = {
+            "bare": (f"http://127.0.0.1:{bare_port}/", "GET", "", {}, 200, None),
+        }
+
+        registro = Client(port)
+        token = registro.get("/registro").token()
+        body = f"tipo_documento=CC&numero_documento=1000000001&csrf_token={token}"
+        check = registro.post(
+            "/registro/consulta",
+            dict(x.split("=") for x in body.split("&")),
+            **{"HX-Request": "true"},
+        )
+        assert check.status == 200 and 'value="ANA"' in check.text, check.text[:300]
+        headers = {**FORM, "HX-Request": "true", "Cookie": registro.cookie_header}
+        targets["registro"] = (f"{base}/registro/consulta", "POST", body, headers, 200, None)
+
+        desk = Client(port)
+        sign_in_desk(desk)
+        token = desk.get("/convenios/").token()
+        body = f"documento=1000000001&csrf_token={token}"
+        check = desk.post(
+            "/convenios/consultar",
+            {"documento": "1000000001", "csrf_token": token},
+            **{"HX-Request": "true"},
+        )
+        assert check.status == 200 and "INFORMACI" in check.text, check.text[:300]
+        headers = {**FORM, "HX-Request": "true", "Cookie": desk.cookie_header}
+        targets["convenios"] = (f"{base}/convenios/consultar", "POST", body, headers, 200, None)
+
+        affiliate = Client(port)
+        sign_in_hanna(affiliate)
+        check = affiliate.get("/inicio")
+        assert check.status == 200 and "<html" in check.text, check.status
+        targets["inicio"] = (
+            f"{base}/inicio",
+            "GET",
+            "",
+            {"Cookie": affiliate.cookie_header},
+            200,
+            None,
+        )
+
+        ips = Client(port)
+        sign_in_ips(ips)
+        listing = ips.get("/ips/solicitudes")
+        numero = re.search(r'href="/ips/solicitudes/(\d+)"', listing.text).group(1)
+        case = ips.get(f"/ips/solicitudes/{numero}")
+        poll = re.search(r'hx-get="(/ips/solicitudes/\d+/nuevos\?despues=\d+)"', case.text)
+        assert poll, "the case page has no poll"
+        poll = poll.group(1)
+        assert ips.get(poll, **{"HX-Request": "true"}).status == 204
+        headers = {"HX-Request": "true", "Cookie": ips.cookie_header}
+        targets["sondeo"] = (f"{base}{poll}", "GET", "", headers, 204, None)
+
+        if not only or "quiz" in only:
+            lines_file = portal.tmp / "quiz.lines"
+            count = 2 * args.quiz_per_window
+            done = subprocess.run(
+                [sys.executable, __file__, "--prepare-quiz", str(count), "--out", str(lines_file)],
+                env=portal.env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode:
+                raise RuntimeError(f"preparing the quiz failed:\n{done.stdout}{done.stderr}")
+            quiz = Client(port)
+            first_path = lines_file.read_text().split("\n", 1)[0].split(" ", 1)[0]
+            token = quiz.get(first_path).token()  # one session, one CSRF token for all
+            lines = [f"{line}&csrf_token={token}" for line in lines_file.read_text().splitlines()]
+            headers = {**FORM, "Cookie": quiz.cookie_header}
+            targets["quiz"] = (f"{base}/", "POST", "", headers, 303, lines)
+
+        print(
+            f"gunicorn -w {args.workers} --threads {args.threads} for both · wrk "
+            f"-t{args.threads_wrk} -c{args.connections} · {args.warmup} s warm-up + "
+            f"{args.duration} s measured each · {portal.backend}"
+        )
+        print(
+            f"  {'target':<11} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'bad':>5} {'ratio':>6}  goal"
+        )
+        results = {}
+        for name, (url, method, body, headers, expect, lines) in targets.items():
+            if only and name not in only and name != "bare":
+                continue
+            headers = {**ACCEPT, **headers}
+            r = wrk(url, method, body, headers, expect, args, lines)
+            results[name] = r
+            ratio = r["rps"] / results["bare"]["rps"]
+            goal = GOALS.get(name)
+            print(
+                f"  {name:<11} {r['requests']:>9} {r['rps']:>8.0f} {r['p50']:>8.1f} "
+                f"{r['p99']:>8.1f} {r['bad'] + r['errors']:>5} {ratio:>6.2f}  "
+                f"{'≥ ' + str(goal) if goal else ''}"
+            )
+            section = f"throughput ({portal.backend})"
+            figures.add(section, f"{name} req/s", round(r["rps"]), "req/s")
+            figures.add(section, f"{name} p50 / p99", f"{r['p50']:.1f} / {r['p99']:.1f}", "ms")
+            if name != "bare":
+                ok = None if goal is None else ratio >= goal
+                figures.add(section, f"{name} ratio to bare", round(ratio, 2), "×", goal, ok)
+            if r["bad"] or r["errors"] or not r["requests"]:
+                figures.add(section, f"{name} wrong answers", r["bad"] + r["errors"], "", 0, False)
+                print(
+                    f"    FAIL: {r['bad']} answers not {expect} (e.g. {r['example']}), "
+                    f"{r['errors']} socket errors"
+                )
+    figures.write()
+    return 1 if any(f["figure"].endswith("wrong answers") for f in figures.rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
