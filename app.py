@@ -535,6 +535,10 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(str(error)) from error
         for line in result.summary_lines(f"Restaurado desde {src}"):
             click.echo(line)
+        click.echo(
+            "Inicie el portal con la misma SECRET_KEY de antes: con otra, todos deben ingresar "
+            "de nuevo y los enlaces ya enviados dejan de valer."
+        )
 
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="Deliver what is due and exit.")

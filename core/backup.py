@@ -702,6 +702,7 @@ def _sha256_of(path: Path) -> str:
 def _write_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as out:
+        os.chmod(tmp, 0o600)
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

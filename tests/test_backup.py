@@ -273,9 +273,6 @@ def test_restore_drill_brings_back_the_accounts_and_the_files(site, tmp_path):
     assert manifest["database"]["kind"] == ("postgresql" if ON_POSTGRES else "sqlite")
     assert manifest["counts"]["attachment"] >= 7  # the demo's 6 and the one attached
 
-    refused = run_flask(site.env, "restore", str(site.dest))  # the live database has data
-    assert refused.returncode == 1 and "ya tiene datos" in refused.stderr
-
     site.target.destroy()
     assert not site.target.exists() and not site.target.upload_dir.exists()
     restored = flask(site.env, "restore", str(site.dest))
@@ -372,6 +369,32 @@ def test_backup_and_restore_of_a_sqlite_file_round_trip(small, tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT count(*) FROM attachment").fetchone()[0] == 2
     conn.close()
+
+
+def test_a_database_with_data_is_replaced_only_with_force(small, tmp_path):
+    backup.backup(small.url, small.upload_dir, tmp_path / "b")
+    conn = sqlite3.connect(small.path)
+    conn.execute("INSERT INTO attachment (key, sha256) VALUES ('nueva', 'x')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(backup.BackupError, match="ya tiene datos"):
+        backup.restore(tmp_path / "b", small.url, small.upload_dir)
+    backup.restore(tmp_path / "b", small.url, small.upload_dir, force=True)
+    conn = sqlite3.connect(small.path)
+    assert conn.execute("SELECT count(*) FROM attachment").fetchone()[0] == 2
+    conn.close()
+
+
+def test_an_initialised_empty_database_is_not_data(small, tmp_path):
+    backup.backup(small.url, small.upload_dir, tmp_path / "b")
+    target = tmp_path / "vacia.sqlite3"
+    conn = sqlite3.connect(target)
+    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER)")
+    conn.execute("INSERT INTO schema_version (version) VALUES (0)")  # what init-db leaves
+    conn.execute("CREATE TABLE attachment (id INTEGER PRIMARY KEY, key TEXT, sha256 TEXT)")
+    conn.commit()
+    conn.close()
+    backup.restore(tmp_path / "b", f"sqlite:///{target}", tmp_path / "up")
 
 
 def test_a_row_whose_file_is_gone_is_told_about(small, tmp_path):
