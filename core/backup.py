@@ -218,6 +218,14 @@ def backup(database_url: str, upload_dir: str | os.PathLike, dest: str | os.Path
             snap = _pg_snapshot(pg_target(database_url), dest / PG_FILE)
         checksums = {database_file: _sha256_of(dest / database_file)}
         copied, skipped = _copy_uploads(Path(upload_dir), dest / UPLOADS)
+        found = {rel.rsplit("/", 1)[1] for rel in copied}
+        if snap.attachments and not found & snap.attachments.keys():
+            # Not one of them: the command runs with another UPLOAD_DIR than the portal's.
+            raise BackupError(
+                f"Ninguno de los {len(snap.attachments)} archivos que nombra la base de datos "
+                f"está en UPLOAD_DIR ({upload_dir}): ¿es el UPLOAD_DIR del portal? No se hizo "
+                "el respaldo."
+            )
         checksums.update({f"{UPLOADS}/{rel}": digest for rel, (digest, _) in copied.items()})
         warnings = _check_referenced(snap.attachments, copied)
         if skipped:

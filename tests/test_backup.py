@@ -403,6 +403,12 @@ def test_a_row_whose_file_is_gone_is_told_about(small, tmp_path):
     assert any("no tienen su archivo" in w for w in result.warnings)
 
 
+def test_a_backup_run_with_another_upload_dir_fails_instead_of_missing_every_file(small, tmp_path):
+    with pytest.raises(backup.BackupError, match="¿es el UPLOAD_DIR del portal?"):
+        backup.backup(small.url, tmp_path / "otra", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_changed_database_copy_is_refused(small, tmp_path):
     backup.backup(small.url, small.upload_dir, tmp_path / "b")
     with open(tmp_path / "b" / backup.SQLITE_FILE, "r+b") as f:
