@@ -513,6 +513,8 @@ def register_cli(app: Flask) -> None:
             result = backup.backup(app.config["DATABASE_URL"], app.config["UPLOAD_DIR"], dest)
         except backup.BackupError as error:
             raise click.ClickException(str(error)) from error
+        except OSError as error:  # a full or read-only disk: what failed was removed
+            raise click.ClickException(f"No se hizo el respaldo: {error}") from error
         for line in result.summary_lines(f"Respaldo listo en {dest}"):
             click.echo(line)
         click.echo(
@@ -533,6 +535,8 @@ def register_cli(app: Flask) -> None:
             )
         except backup.BackupError as error:
             raise click.ClickException(str(error)) from error
+        except OSError as error:
+            raise click.ClickException(f"La restauración se detuvo: {error}") from error
         for line in result.summary_lines(f"Restaurado desde {src}"):
             click.echo(line)
         click.echo(

@@ -168,7 +168,10 @@ def _search_path_schema(options: str | None) -> str | None:
 def _pg_connect(target: PgTarget):
     import psycopg
 
-    return psycopg.connect(target.conninfo, password=target.password, connect_timeout=10)
+    try:
+        return psycopg.connect(target.conninfo, password=target.password, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        raise BackupError(f"No se pudo conectar a PostgreSQL: {error}") from error
 
 
 def _pg_env(target: PgTarget) -> dict[str, str]:
