@@ -192,6 +192,7 @@ def site(tmp_path_factory):
     target = Target(folder)
     env = target.env(f"respaldo-{uuid.uuid4().hex}{uuid.uuid4().hex}")
     servers = []
+    done = threading.Event()
     started = time.monotonic()
     try:
         flask(env, "demo-data")
@@ -209,7 +210,6 @@ def site(tmp_path_factory):
         other.sign_in("facturacion@saludcaribe.test")
 
         writes: list[tuple[float, int]] = []
-        done = threading.Event()
 
         def keep_writing(browser: Browser, numero: int) -> None:
             for i in range(18):  # 20 a minute per account: stay under it
@@ -226,7 +226,9 @@ def site(tmp_path_factory):
         ]
         for writer in writers:
             writer.start()
+        deadline = time.monotonic() + 10
         while not writes:  # the writers are at it before the backup starts
+            assert time.monotonic() < deadline, "no write got through"
             time.sleep(0.01)
         messages_before = query(target.url, "SELECT count(*) FROM mensaje_mesa")[0][0]
         dest = folder / "respaldo"
@@ -251,6 +253,7 @@ def site(tmp_path_factory):
             setup_seconds=time.monotonic() - started,
         )
     finally:
+        done.set()
         for server in servers:
             stop(server)
         target.destroy()
@@ -265,7 +268,7 @@ def files_in(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_restore_drill_brings_back_the_accounts_and_the_files(site, tmp_path):
+def test_restore_drill_brings_back_the_accounts_and_the_files(site):
     started = time.monotonic()
     assert "SECRET_KEY no va en el respaldo" in site.output
     manifest = json.loads((site.dest / "manifest.json").read_text())
@@ -303,7 +306,7 @@ def test_restore_drill_brings_back_the_accounts_and_the_files(site, tmp_path):
 def test_restore_refuses_a_backup_with_one_byte_changed_and_restores_nothing(site, tmp_path):
     tampered = tmp_path / "cambiado"
     shutil.copytree(site.dest, tampered)
-    copy = sorted((tampered / "uploads").rglob("*"))[-1]
+    copy = max(p for p in (tampered / "uploads").rglob("*") if p.is_file())
     data = bytearray(copy.read_bytes())
     data[len(data) // 2] ^= 0x01
     copy.write_bytes(bytes(data))
