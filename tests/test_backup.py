@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import threading
 import time
 import urllib.error
@@ -32,7 +31,7 @@ import pytest
 from core import backup, uploads
 from core import db as dbmod
 from tests.sample_files import pdf_bytes
-from tests.servers import BIN, ROOT, flask, free_port, gunicorn, stop
+from tests.servers import flask, free_port, gunicorn, stop
 
 PASSWORD = "Hanna2026Demo"  # the demo accounts' (core/demo.py)
 NIT = "900111222-1"
@@ -69,9 +68,11 @@ class Browser:
         status, body = self.open(path)
         return status, body.decode()
 
-    def post(self, path: str, fields: dict, form_page: str, files=()) -> int:
-        _, page = self.get(form_page)
-        fields = {**fields, "csrf_token": CSRF.search(page).group(1)}
+    def token(self, form_page: str) -> str:
+        return CSRF.search(self.get(form_page)[1]).group(1)
+
+    def post(self, path: str, fields: dict, form_page: str, files=(), token=None) -> int:
+        fields = {**fields, "csrf_token": token or self.token(form_page)}
         boundary = uuid.uuid4().hex
         parts = []
         for name, value in fields.items():
@@ -95,10 +96,10 @@ class Browser:
         assert self.post("/ips", fields, "/ips") == 303
 
 
-def write_on_case(browser: Browser, numero: int, text: str, pdf: bytes | None = None) -> int:
+def write_on_case(browser: Browser, numero: int, text: str, pdf=None, token=None) -> int:
     files = [("adjunto", "soporte.pdf", pdf)] if pdf else []
     url = f"/ips/solicitudes/{numero}"
-    return browser.post(f"{url}/mensajes", {"texto": text}, url, files)
+    return browser.post(f"{url}/mensajes", {"texto": text}, url, files, token)
 
 
 def unique_pdf(label: str) -> bytes:
@@ -106,18 +107,6 @@ def unique_pdf(label: str) -> bytes:
 
 
 # --- whole processes -----------------------------------------------------------------------------
-
-
-def run_flask(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "flask"), "--app", "app", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def query(url: str, sql: str) -> list[tuple]:
@@ -212,11 +201,13 @@ def site(tmp_path_factory):
         writes: list[tuple[float, int]] = []
 
         def keep_writing(browser: Browser, numero: int) -> None:
+            token = browser.token(f"/ips/solicitudes/{numero}")  # the session's, for every form
             for i in range(18):  # 20 a minute per account: stay under it
                 if done.is_set():
                     return
                 pdf = unique_pdf(f"{numero}-{i}") if i % 2 else None
-                status = write_on_case(browser, numero, f"Mensaje {i} durante el respaldo.", pdf)
+                text = f"Mensaje {i} durante el respaldo."
+                status = write_on_case(browser, numero, text, pdf, token)
                 writes.append((time.monotonic(), status))
                 time.sleep(0.05)
 
@@ -302,8 +293,14 @@ def test_restore_drill_brings_back_the_accounts_and_the_files(site):
     print(f"restore drill ({'PostgreSQL' if ON_POSTGRES else 'SQLite'}): {drill:.1f} s")
 
 
+# The two refusals run the commands in this process (the CLI runner): a process each
+# would cost a second of start-up for a check that reads files only.
+
+
 @pytest.mark.slow
-def test_restore_refuses_a_backup_with_one_byte_changed_and_restores_nothing(site, tmp_path):
+def test_restore_refuses_a_backup_with_one_byte_changed_and_restores_nothing(
+    site, app, runner, tmp_path
+):
     tampered = tmp_path / "cambiado"
     shutil.copytree(site.dest, tampered)
     copy = max(p for p in (tampered / "uploads").rglob("*") if p.is_file())
@@ -312,20 +309,22 @@ def test_restore_refuses_a_backup_with_one_byte_changed_and_restores_nothing(sit
     copy.write_bytes(bytes(data))
     fresh = Target(tmp_path, create=False)  # a target that is not there yet
     try:
-        answer = run_flask(fresh.env(site.env["SECRET_KEY"]), "restore", "--force", str(tampered))
-        assert answer.returncode == 1
-        assert "no coincide con su manifiesto" in answer.stderr
-        assert "cambió uploads/" in answer.stderr and "no se restauró nada" in answer.stderr
+        app.config.update(DATABASE_URL=fresh.url, UPLOAD_DIR=str(fresh.upload_dir))
+        answer = runner.invoke(args=["restore", "--force", str(tampered)])
+        assert answer.exit_code == 1
+        assert "no coincide con su manifiesto" in answer.output
+        assert "cambió uploads/" in answer.output and "no se restauró nada" in answer.output
         assert not fresh.exists() and files_in(fresh.upload_dir) == {}
     finally:
         fresh.destroy()
 
 
 @pytest.mark.slow
-def test_backup_refuses_a_folder_that_is_not_empty(site):
+def test_backup_refuses_a_folder_that_is_not_empty(site, app, runner):
     before = files_in(site.dest)
-    answer = run_flask(site.env, "backup", str(site.dest))
-    assert answer.returncode == 1 and "ya existe y no está vacía" in answer.stderr
+    app.config.update(DATABASE_URL=site.target.url, UPLOAD_DIR=str(site.target.upload_dir))
+    answer = runner.invoke(args=["backup", str(site.dest)])
+    assert answer.exit_code == 1 and "ya existe y no está vacía" in answer.output
     assert files_in(site.dest) == before
 
 
