@@ -503,6 +503,47 @@ def register_cli(app: Flask) -> None:
         for line in summary_lines(result):
             click.echo(line)
 
+    @app.cli.command("backup")
+    @click.argument("dest", type=click.Path(file_okay=False))
+    def backup_command(dest: str) -> None:
+        """Copy the database (a consistent snapshot) and UPLOAD_DIR into the new folder DEST."""
+        from core import backup
+
+        try:
+            result = backup.backup(app.config["DATABASE_URL"], app.config["UPLOAD_DIR"], dest)
+        except backup.BackupError as error:
+            raise click.ClickException(str(error)) from error
+        except OSError as error:  # a full or read-only disk: what failed was removed
+            raise click.ClickException(f"No se hizo el respaldo: {error}") from error
+        for line in result.summary_lines(f"Respaldo listo en {dest}"):
+            click.echo(line)
+        click.echo(
+            "SECRET_KEY no va en el respaldo: guárdela aparte. Sin ella los datos se "
+            "restauran igual, pero las sesiones y los enlaces ya enviados dejan de valer."
+        )
+
+    @app.cli.command("restore")
+    @click.argument("src", type=click.Path(exists=True, file_okay=False))
+    @click.option("--force", is_flag=True, help="Replace a database that already has data.")
+    def restore_command(src: str, force: bool) -> None:
+        """Check the backup SRC against its manifest, then restore its database and files."""
+        from core import backup
+
+        try:
+            result = backup.restore(
+                src, app.config["DATABASE_URL"], app.config["UPLOAD_DIR"], force=force
+            )
+        except backup.BackupError as error:
+            raise click.ClickException(str(error)) from error
+        except OSError as error:
+            raise click.ClickException(f"La restauración se detuvo: {error}") from error
+        for line in result.summary_lines(f"Restaurado desde {src}"):
+            click.echo(line)
+        click.echo(
+            "Inicie el portal con la misma SECRET_KEY de antes: con otra, todos deben ingresar "
+            "de nuevo y los enlaces ya enviados dejan de valer."
+        )
+
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="Deliver what is due and exit.")
     @click.option("--interval", default=2.0, help="Seconds between polls.")
