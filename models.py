@@ -67,7 +67,17 @@ class Afiliado(BaseModel):
 
     @classmethod
     def find(cls, tipo: str, numero: str) -> Afiliado | None:
-        return cls.get_or_none((cls.tipo_documento == tipo) & (cls.numero_documento == numero))
+        from core.prepared import prepared
+
+        if "_find" not in cls.__dict__:
+            cls._find = prepared(
+                lambda t, n: (
+                    cls.select()
+                    .where((cls.tipo_documento == t) & (cls.numero_documento == n))
+                    .limit(1)
+                )
+            )
+        return cls._find.first(str(tipo), str(numero))
 
     @property
     def nombre_completo(self) -> str:
@@ -78,6 +88,21 @@ class Afiliado(BaseModel):
             self.segundo_apellido,
         )
         return " ".join(p for p in parts if p)
+
+
+_PROFILE_QUERIES: dict = {}
+
+
+def _profile_query(model):
+    """The prepared "profile of this account" query of one profile model (built on first use)."""
+    from core.prepared import prepared
+
+    query = _PROFILE_QUERIES.get(model)
+    if query is None:
+        query = _PROFILE_QUERIES[model] = prepared(
+            lambda account_id: model.select().where(model.account == account_id).limit(1)
+        )
+    return query
 
 
 class Account(UserMixin, BaseModel):
@@ -124,9 +149,7 @@ class Account(UserMixin, BaseModel):
         """Read this account's profile of one kind once per object (None for another kind)."""
         key = f"_{model.__name__}"
         if key not in self.__dict__:
-            self.__dict__[key] = (
-                model.get_or_none(model.account == self.id) if self.kind == kind else None
-            )
+            self.__dict__[key] = _profile_query(model).first(self.id) if self.kind == kind else None
         return self.__dict__[key]
 
     @property

@@ -18,6 +18,7 @@ from peewee import Case, Value
 
 from core import notify, passwords, throttle, tokens
 from core.clock import utcnow
+from core.prepared import prepared
 from models import Account, LoginDevice, UserSession, db, new_token
 
 # Untrusted clients (no device cookie for the account) share one budget per
@@ -306,6 +307,17 @@ class SessionCheck:
     convenio_sede_id: int | None = None  # the sede it works for in Convenios
 
 
+@prepared
+def _session_by_hash(token_hash):
+    """The session row behind a cookie, with its account (every signed-in request)."""
+    return (
+        UserSession.select(UserSession, Account)
+        .join(Account)
+        .where(UserSession.token_hash == token_hash)
+        .limit(1)
+    )
+
+
 def resolve_session(
     user_token: str, token: str, *, absolute: timedelta, touch: bool = True
 ) -> SessionCheck:
@@ -314,12 +326,7 @@ def resolve_session(
     touch=False reads the session without counting the request as activity (a
     page's poll): the idle time runs on as if the request had not come.
     """
-    row = (
-        UserSession.select(UserSession, Account)
-        .join(Account)
-        .where(UserSession.token_hash == tokens.digest(token))
-        .first()
-    )
+    row = _session_by_hash.first(tokens.digest(token))
     if row is None:
         return SessionCheck()
     if row.ended_at is not None:

@@ -25,6 +25,7 @@ from core import throttle
 from core.clock import utcnow
 from core.colombia import BOGOTA
 from core.db import is_sqlite
+from core.prepared import prepared
 from models import (
     Acceso,
     AccesoSede,
@@ -166,12 +167,17 @@ def document_problem(value: str) -> str | None:
     return None
 
 
-def _find_afiliado(numero: str) -> Afiliado | None:
-    rows = list(
+@prepared
+def _afiliados_with(numero):
+    return (
         Afiliado.select()
         .where(Afiliado.tipo_documento.in_(DOCUMENT_TYPES) & (Afiliado.numero_documento == numero))
         .limit(len(DOCUMENT_TYPES))
     )
+
+
+def _find_afiliado(numero: str) -> Afiliado | None:
+    rows = list(_afiliados_with(str(numero)))
     rows.sort(key=lambda a: DOCUMENT_TYPES.index(a.tipo_documento))
     return rows[0] if rows else None
 
@@ -234,22 +240,27 @@ def trabajador_from_log(consulta: ConsultaConvenio) -> Trabajador | None:
 # --- who may act where -------------------------------------------------------
 
 
-def granted_sedes(account: Account) -> list[Sede]:
-    """Return the sedes the account may work for: granted, active, of an active entity."""
-    return list(
+@prepared
+def _granted_sedes(account_id):
+    return (
         Sede.select(Sede, Entidad)
         .join(Entidad)
         .switch(Sede)
         .join(AccesoSede)
         .join(Acceso)
         .where(
-            (Acceso.account == account.id)
+            (Acceso.account == account_id)
             & (Acceso.aplicacion == APLICACION)
             & Sede.activa
             & (Entidad.estado == Entidad.ACTIVA)
         )
         .order_by(Entidad.nombre, Sede.nombre, Sede.id)
     )
+
+
+def granted_sedes(account: Account) -> list[Sede]:
+    """Return the sedes the account may work for: granted, active, of an active entity."""
+    return list(_granted_sedes(int(account.id)))
 
 
 def granted_sede(account: Account, sede_id: int | None) -> Sede | None:

@@ -31,6 +31,7 @@ from typing import BinaryIO
 from peewee import IntegrityError
 
 from core import clock, files, notify, uploads, workdays
+from core.prepared import prepared
 from models import (
     Account,
     AsuntoMesa,
@@ -264,16 +265,21 @@ def open_case(
 # === what each side may read ====================================================================
 
 
-def case_of_ips(ips_id: int, numero: int) -> CasoMesa | None:
-    """Return the IPS's case by number, or None (another IPS's case is None too: a 404)."""
+@prepared
+def _case_of_ips(ips_id, numero):
     return (
         CasoMesa.select(CasoMesa, MotivoMesa, AsuntoMesa)
         .join(MotivoMesa, on=(CasoMesa.motivo == MotivoMesa.id))
         .switch(CasoMesa)
         .join(AsuntoMesa, on=(CasoMesa.asunto == AsuntoMesa.id))
         .where((CasoMesa.ips == ips_id) & (CasoMesa.numero == numero))
-        .first()
+        .limit(1)
     )
+
+
+def case_of_ips(ips_id: int, numero: int) -> CasoMesa | None:
+    """Return the IPS's case by number, or None (another IPS's case is None too: a 404)."""
+    return _case_of_ips.first(int(ips_id), int(numero))
 
 
 def cases_of_ips(ips_id: int, estado: str = "", numero: int | None = None):
@@ -312,17 +318,22 @@ def thread_for_staff(caso: CasoMesa) -> list[MensajeMesa]:
     return _thread(caso, internal=True)
 
 
-def new_since(caso: CasoMesa, after: int) -> bool:
-    """Tell whether the IPS has a message to read after id `after` (the poll's question)."""
+@prepared
+def _new_since(caso_id, after):
     return (
         MensajeMesa.select(MensajeMesa.id)
         .where(
-            (MensajeMesa.caso == caso.id)
+            (MensajeMesa.caso == caso_id)
             & (MensajeMesa.id > after)
             & (MensajeMesa.interna == False)  # noqa: E712
         )
-        .exists()
+        .limit(1)
     )
+
+
+def new_since(caso: CasoMesa, after: int) -> bool:
+    """Tell whether the IPS has a message to read after id `after` (the poll's question)."""
+    return _new_since.first(int(caso.id), int(after)) is not None
 
 
 def files_of(messages: Iterable[MensajeMesa]) -> dict[int, list[Attachment]]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.prepared import prepared
 from models import Acceso, Account, StaffRole
 
 
@@ -101,12 +102,16 @@ def _for_family(account: Account, obj: Any) -> bool:
 
 
 def _granted(application: Application) -> Callable[[Account], bool]:
-    def holds(account: Account) -> bool:
-        return (
-            Acceso.select()
-            .where((Acceso.account == account.id) & (Acceso.aplicacion == application))
-            .exists()
+    query = prepared(
+        lambda account_id: (
+            Acceso.select(Acceso.id)
+            .where((Acceso.account == account_id) & (Acceso.aplicacion == application))
+            .limit(1)
         )
+    )
+
+    def holds(account: Account) -> bool:
+        return query.first(int(account.id)) is not None
 
     return holds
 

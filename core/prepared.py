@@ -58,7 +58,8 @@ class Prepared:
             raise TypeError(f"{self.build.__name__}: an argument did not reach the SQL as is")
         return query, sql, slots
 
-    def __call__(self, *args) -> Iterable:
+    def _run(self, args):
+        """Execute the SQL (compiled on first use for this database) with args; (query, cursor)."""
         database = models.db.obj if isinstance(models.db, models.DatabaseProxy) else models.db
         entry = self.cache.get(database)
         if entry is None:
@@ -67,7 +68,15 @@ class Prepared:
                 self.cache[database] = entry
         query, sql, slots = entry
         values = [args[s] if isinstance(s, int) else s.value for s in slots]
-        return query._get_cursor_wrapper(database.execute_sql(sql, values))
+        return query, database.execute_sql(sql, values)
+
+    def __call__(self, *args) -> Iterable:
+        query, cursor = self._run(args)
+        return query._get_cursor_wrapper(cursor)
+
+    def execute(self, *args):
+        """Run a prepared INSERT/UPDATE/DELETE; return the cursor (its rowcount)."""
+        return self._run(args)[1]
 
     def first(self, *args):
         """The first row, or None (build should end in .limit(1))."""

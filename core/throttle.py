@@ -30,6 +30,7 @@ from enum import StrEnum
 from peewee import Case
 
 from core import clock
+from core.prepared import prepared
 from models import Throttle, db
 
 log = logging.getLogger("portal.throttle")
@@ -160,24 +161,30 @@ def _db_cooldown(purpose: str, digest: str, seconds: int) -> int:
     return max(1, math.ceil((current - now).total_seconds()))
 
 
+@prepared
+def _quota_upsert(purpose, digest, now, ends, limit):
+    """Spend one use: a new window, a restarted one, or one more in it if under limit."""
+    ended = Throttle.expires_at <= now
+    return Throttle.insert(
+        purpose=purpose, key_hash=digest, window_start=now, expires_at=ends, count=1
+    ).on_conflict(
+        conflict_target=[Throttle.purpose, Throttle.key_hash],
+        update={
+            Throttle.count: Case(None, [(ended, 1)], Throttle.count + 1),
+            Throttle.window_start: Case(None, [(ended, now)], Throttle.window_start),
+            Throttle.expires_at: Case(None, [(ended, ends)], Throttle.expires_at),
+        },
+        where=ended | (Throttle.count < limit),
+    )
+
+
 def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> int:
     now = clock.utcnow()
     ends = now + timedelta(seconds=window_seconds)
-    ended = Throttle.expires_at <= now
     with db.atomic():
         _maybe_purge()
-        spent = _upsert(
-            purpose,
-            digest,
-            now,
-            ends,
-            update={
-                Throttle.count: Case(None, [(ended, 1)], Throttle.count + 1),
-                Throttle.window_start: Case(None, [(ended, now)], Throttle.window_start),
-                Throttle.expires_at: Case(None, [(ended, ends)], Throttle.expires_at),
-            },
-            where=ended | (Throttle.count < limit),
-        )
+        # The cursor's rowcount: 0 when the WHERE kept the row as it was (both databases).
+        spent = _quota_upsert.execute(purpose, digest, now, ends, int(limit)).rowcount == 1
         if spent:
             return 0
         current = (

@@ -363,7 +363,11 @@ def test_case_shows_the_request_the_whole_thread_and_marks_internal_notes(
     auth.login(client, staff)
     text = client.get(f"{QUEUE}/{caso.id}").text
     ips = operador.ips.ips
-    assert f"Caso {caso.numero}" in text and f"NIT {ips.nit[:-1]}-{ips.nit[-1]}" in text and ips.nombre in text
+    assert (
+        f"Caso {caso.numero}" in text
+        and f"NIT {ips.nit[:-1]}-{ips.nit[-1]}" in text
+        and ips.nombre in text
+    )
     assert "Laura Gómez" in text  # who opened it
     assert "04/03/2026 09:30" in text and "AUTORIZACIONES" in text
     assert "AUTORIZACION NO APARECE" in text

@@ -18,6 +18,7 @@ from peewee import JOIN, IntegrityError, fn
 from core import audit, clock, decisions, files, notify, uploads
 from core.db import is_sqlite
 from core.permissions import Action, Application
+from core.prepared import prepared
 from models import (
     Acceso,
     AccesoSede,
@@ -219,21 +220,28 @@ class Tile:
     motivo: str = ""
 
 
+@prepared
+def _granted_of(account_id):
+    return Acceso.select(Acceso.aplicacion).where(Acceso.account == account_id)
+
+
+@prepared
+def _latest_of(account_id):
+    return (
+        SolicitudAplicacion.select()
+        .where(SolicitudAplicacion.account == account_id)
+        .order_by(SolicitudAplicacion.created_at.desc(), SolicitudAplicacion.id.desc())
+        .limit(50)
+    )
+
+
 def tiles_for(account: Account | None) -> list[Tile]:
     """Return a tile per application for a Hanna account (granted ones first); [] otherwise."""
     if account is None or account.kind != Account.HANNA:
         return []
-    granted = {
-        row.aplicacion
-        for row in Acceso.select(Acceso.aplicacion).where(Acceso.account == account.id)
-    }
+    granted = {row.aplicacion for row in _granted_of(int(account.id))}
     latest: dict[str, SolicitudAplicacion] = {}
-    for solicitud in (
-        SolicitudAplicacion.select()
-        .where(SolicitudAplicacion.account == account.id)
-        .order_by(SolicitudAplicacion.created_at.desc(), SolicitudAplicacion.id.desc())
-        .limit(50)
-    ):
+    for solicitud in _latest_of(int(account.id)):
         latest.setdefault(solicitud.aplicacion, solicitud)
     tiles = []
     for aplicacion in Application:
