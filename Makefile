@@ -40,6 +40,11 @@ NGINX ?= /usr/sbin/nginx
 $(NGINX):
 	apt-get update -qq && apt-get install -y -qq nginx
 
+# pg_dump / pg_restore: `flask backup` and `restore` on PostgreSQL (tests/test_backup.py).
+PG_DUMP ?= /usr/bin/pg_dump
+$(PG_DUMP):
+	apt-get update -qq && apt-get install -y -qq postgresql-client
+
 # wrk: the load generator of bench/throughput.py (C, so it is not the bottleneck).
 WRK ?= /usr/bin/wrk
 $(WRK):
@@ -74,13 +79,11 @@ test: test-ready
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-ready: only the installs (CI runs the PostgreSQL suite beside `make test`)
-test-ready: $(DEVSTAMP) $(CHROMIUM) $(PDFTOPPM) $(NGINX) $(AXE) static
+test-ready: $(DEVSTAMP) $(CHROMIUM) $(PDFTOPPM) $(NGINX) $(PG_DUMP) $(AXE) static
 
-bench: $(DEVSTAMP)
-	$(BIN)/python bench/lookup.py
-	$(BIN)/python bench/convenios_lookup.py
-	$(BIN)/python bench/convenios_report.py
-	$(BIN)/python bench/genesis_upload.py
+## bench: every benchmark, one table (bench/run.py; BENCH="--quick" for a short smoke run)
+bench: $(DEVSTAMP) $(CHROMIUM) $(WRK) static
+	$(BIN)/python bench/run.py $(BENCH)
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .

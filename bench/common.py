@@ -76,8 +76,15 @@ class Figures:
         self.rows: list[dict] = []
         self.command = command_line()
 
-    def add(self, section, figure, value, unit="", budget=None, ok=None, command=None) -> bool:
-        if ok is None and budget is not None and isinstance(value, int | float):
+    def add(
+        self, section, figure, value, unit="", budget=None, ok=None, command=None, at_least=None
+    ) -> bool:
+        """Record a figure; budget: the most it may be; at_least: the least (a goal)."""
+        if at_least is not None:
+            budget = at_least
+            if ok is None and isinstance(value, int | float):
+                ok = value >= at_least
+        elif ok is None and budget is not None and isinstance(value, int | float):
             ok = value <= budget
         self.rows.append(
             {
@@ -86,6 +93,7 @@ class Figures:
                 "value": value,
                 "unit": unit,
                 "budget": budget,
+                "goal": at_least is not None,  # budget is a floor, not a ceiling
                 "ok": ok,
                 "command": command or self.command,
             }

@@ -265,6 +265,9 @@ def run_child(target: str, trace: bool, database_url: str, tmp: Path, filters: d
     return figures
 
 
+FIGURES = None  # bench.common.Figures when --json is given
+
+
 def bench(label: str, database_url: str, rows: int, tmp: Path) -> None:
     app = make_app(database_url, tmp)
     start = time.perf_counter()
@@ -291,6 +294,11 @@ def bench(label: str, database_url: str, rows: int, tmp: Path) -> None:
             f"{timed['rows'] / timed['seconds']:>8,.0f} {before:>7} {grown:>8} "
             f"{timed['max_rss_kib'] / 1024:>9.0f} {traced['traced_peak'] / 2**20:>9.1f}"
         )
+        if FIGURES is not None:
+            section = f"usage report, {rows:,} rows ({label.split(' ')[0]})"
+            FIGURES.add(section, f"{name}: time", round(timed["seconds"], 2), "s")
+            FIGURES.add(section, f"{name}: first byte", round(timed["first_byte"], 2), "s")
+            FIGURES.add(section, f"{name}: peak memory above start", grown, "MB")
 
 
 def main() -> int:
@@ -302,6 +310,7 @@ def main() -> int:
         help="postgresql://… to bench PostgreSQL too, in a throwaway schema (default: "
         "DATABASE_URL when it is one)",
     )
+    parser.add_argument("--json", help="write the figures here for bench/run.py")
     parser.add_argument("--child", choices=sorted(TARGETS), help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -312,6 +321,11 @@ def main() -> int:
         args.target = args.child
         return child(args)
     args.rows = max(1_000, min(args.rows, 1_000_000))
+    global FIGURES
+    if args.json:
+        from bench.common import Figures
+
+        FIGURES = Figures(args.json)
 
     logging.getLogger("portal").setLevel(logging.ERROR)  # "CAPTCHA=off" at every create_app
     tmp = Path(tempfile.mkdtemp(prefix="hanna-bench-reporte-"))
@@ -339,6 +353,8 @@ def main() -> int:
             "\n  first); maxrss MB: ru_maxrss, the process's peak over its whole life (startup"
             "\n  included); traced MB: tracemalloc's peak of Python allocations, in a second run."
         )
+        if FIGURES is not None:
+            FIGURES.write()
         return 0
     finally:
         if schema:

@@ -448,6 +448,14 @@ def memory_cells(runs: list[dict]) -> str:
     return f"{peak:>8} {maxrss:>10.1f} {traced:>9.2f}"
 
 
+def peak_above(runs: list[dict]) -> float | None:
+    """Median MB the work took the resident memory above where it was (None if unknown)."""
+    peaks = [
+        r["peak_kib"] - r["rss_before_kib"] for r in runs if r.get("rss_before_kib") is not None
+    ]
+    return round(statistics.median(peaks) / 1024, 1) if peaks else None
+
+
 def spread(runs: list[dict], key: str) -> str:
     values = [r[key] for r in runs]
     return f"{min(values) * 1000:.0f}-{max(values) * 1000:.0f}"
@@ -456,6 +464,7 @@ def spread(runs: list[dict], key: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per case (median printed)")
+    parser.add_argument("--json", help="write the figures here for bench/run.py")
     parser.add_argument("--child", choices=[*DIRECT, "inputs"], help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     parser.add_argument("--inputs", help=argparse.SUPPRESS)
@@ -500,6 +509,14 @@ def main() -> int:
             for leftover in tmp.glob("uploads-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
         store_s, copy_s = median(direct["store"], "seconds"), median(direct["copy"], "seconds")
+        from bench.common import Figures
+
+        figures = Figures(args.json)
+        section = "15 MB upload (median of runs)"
+        for case, label in DIRECT.items():
+            runs = direct[case]
+            figures.add(section, f"{label}: time", round(median(runs, "seconds") * 1000), "ms")
+            figures.add(section, f"{label}: peak memory above start", peak_above(runs), "MB")
         print(f"  {'ratio store() / copy':<38} {store_s / copy_s:>6.1f}")
 
         pdf = Path(inputs["pdf"]).read_bytes()
@@ -535,6 +552,12 @@ def main() -> int:
         for route in ("/files", "/stream"):
             ratio = median(over_http[route], "client_seconds") / bare
             print(f"  {'ratio ' + route + ' / bare (client ms)':<38} {ratio:>9.1f}")
+        for route, label in ROUTES.items():
+            runs = over_http[route]
+            ms = round(median(runs, "client_seconds") * 1000)
+            figures.add(section, f"HTTP {label}: time", ms, "ms")
+            figures.add(section, f"HTTP {label}: server peak above start", peak_above(runs), "MB")
+        figures.write()
 
         print(
             "\n  peak +MB: how far the work took the resident memory above where it was (kernel"

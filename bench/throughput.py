@@ -311,8 +311,7 @@ def main() -> int:
             figures.add(section, f"{name} req/s", round(r["rps"]), "req/s")
             figures.add(section, f"{name} p50 / p99", f"{r['p50']:.1f} / {r['p99']:.1f}", "ms")
             if name != "bare":
-                ok = None if goal is None else ratio >= goal
-                figures.add(section, f"{name} ratio to bare", round(ratio, 2), "×", goal, ok)
+                figures.add(section, f"{name} ratio to bare", round(ratio, 2), "×", at_least=goal)
             if r["bad"] or r["errors"] or not r["requests"]:
                 figures.add(section, f"{name} wrong answers", r["bad"] + r["errors"], "", 0, False)
                 print(
