@@ -590,3 +590,14 @@ def test_demo_help_desk_cases_from_40912_in_every_state_once(database, clock):
         Account.IPS, f"{normalize_nit(ips_demo.OPERADORES[2][0])}:sistemas@almendros.test"
     )
     assert [c.numero for c in mesa.cases_of_ips(almendros.ips.ips_id)] == [40917]
+
+
+def test_the_demo_authorization_requests_open_by_their_number(database, tmp_path):
+    """A demo number the office cannot read (DEMO-0001 has a 0 and a 1) was a 404 behind its link."""
+    from core import genesis
+
+    load_demo(upload_dir=str(tmp_path / "uploads"))
+    numeros = [s.numero for s in models.SolicitudAutorizacion.select()]
+    assert len(numeros) >= 6
+    for numero in numeros:
+        assert genesis.request_by_numero(numero).numero == numero
