@@ -303,7 +303,7 @@ def test_a_worker_killed_mid_send_repeats_at_most_the_message_in_flight(database
     controller = start_smtp(sink, port)
     worker = Worker(database_url, port, tmp_path / "worker.log", claim_seconds=2)
     in_flight = []
-    crashes = 3
+    crashes = 2
     try:
         for _ in range(crashes):
             sink.receiving.clear()

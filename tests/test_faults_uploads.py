@@ -40,7 +40,8 @@ def _mount(*args: str) -> None:
 
 
 def _unmount(path: Path) -> None:
-    subprocess.run(["umount", str(path)], capture_output=True, check=False)
+    if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)  # busy
 
 
 @contextmanager
