@@ -13,6 +13,7 @@ PostgreSQL run of the suite skips these).
 from __future__ import annotations
 
 import http.client
+import http.cookiejar
 import os
 import re
 import signal
@@ -20,7 +21,9 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -31,7 +34,6 @@ import models
 from core import db as dbmod
 from core import passwords
 from tests.servers import BIN, ROOT, free_port
-from tests.test_multiprocess import Browser
 
 pytestmark = [
     pytest.mark.slow,
@@ -109,6 +111,8 @@ class Server:
             "1",
             "--threads",
             str(self.threads),
+            # One control socket per user by default: servers side by side would share it.
+            "--no-control-socket",
             "app:create_app()",
         ]
         with self.log_path.open("a") as log:
@@ -175,15 +179,25 @@ class Desk:
 
     def __init__(self, server: Server, email: str) -> None:
         self.server = server
-        browser = Browser()
-        assert (
-            browser.post(f"{server.url}/", {"email": email, "password": PASSWORD}, server.url)
-            == 303
-        )
-        status, page = browser.get(f"{server.url}/convenios/")  # one sede: chosen for the session
-        assert status == 200 and "Sede Única" in page, status
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+        login = opener.open(f"{server.url}/", timeout=15).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+        fields = {"email": email, "password": PASSWORD, "csrf_token": token}
+        try:
+            opener.open(f"{server.url}/", urllib.parse.urlencode(fields).encode(), timeout=15)
+            raise AssertionError("the sign-in did not redirect")
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 303, answer.code
+        page = opener.open(f"{server.url}/convenios/", timeout=15).read().decode()
+        assert "Sede Única" in page  # one sede: the page chose it for the session
         self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        self.cookie = "; ".join(f"{c.name}={c.value}" for c in browser.jar)
+        self.cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 303 is the answer to read
 
 
 class Writers:
