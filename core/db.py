@@ -22,8 +22,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
-class QueuedSqliteDatabase(SqliteDatabase):
-    """SQLite whose writers take turns inside a process before they ask SQLite for its lock.
+class WriteTurns:
+    """For a SQLite database: its writers take turns inside a process before they ask SQLite.
 
     SQLite lets one connection write at a time; the others wait in its busy
     handler, which sleeps and polls (up to 100 ms between tries) and keeps no
@@ -34,7 +34,8 @@ class QueuedSqliteDatabase(SqliteDatabase):
     writes outside one) queue on a lock first, which wakes the next waiter as
     soon as it is free; SQLite's busy handler then only arbitrates between
     processes, one writer from each. Reads never wait here (WAL readers do not
-    block). ``write_wait`` bounds the time in the queue.
+    block). ``write_wait`` bounds the time in the queue. A mixin, first in the
+    bases, so a pooled SQLite database can queue the same way.
     """
 
     def __init__(self, *args, write_wait: float = 30.0, **kwargs) -> None:
@@ -75,6 +76,13 @@ class QueuedSqliteDatabase(SqliteDatabase):
         finally:
             self._end_turn()
 
+    def close(self):
+        try:
+            return super().close()
+        finally:
+            if not self.in_transaction():
+                self._end_turn()  # never keep a turn past the connection's use
+
     def execute_sql(self, sql, params=None):
         if self.in_transaction() or not _WRITE.match(sql):
             return super().execute_sql(sql, params)
@@ -84,6 +92,10 @@ class QueuedSqliteDatabase(SqliteDatabase):
         finally:
             if took:
                 self._end_turn()
+
+
+class QueuedSqliteDatabase(WriteTurns, SqliteDatabase):
+    """SQLite for a web server: writes queue in the process (WriteTurns), then BEGIN IMMEDIATE."""
 
 
 def open_database(url: str) -> Database:
