@@ -55,6 +55,8 @@ ENV_DEFAULTS = {
     "PROXY_HOPS": "0",
     "DEV_MAILBOX": "false",
     "OUTBOX_BODY_RETENTION_HOURS": "48",
+    "OUTBOX_RETRY_SECONDS": "60",  # the first wait after a failed send; then 2, 4 … times it
+    "OUTBOX_CLAIM_SECONDS": "300",  # how long a worker holds the message it is sending
     # Convenio look-ups (H6): per operator and per entity, per minute and per 24 h.
     "CONVENIOS_LOOKUPS_USER_MINUTE": "10",
     "CONVENIOS_LOOKUPS_USER_DAY": "300",
@@ -94,6 +96,8 @@ def load_config(app: Flask) -> None:
         PROXY_HOPS=int(env["PROXY_HOPS"]),
         DEV_MAILBOX=_flag(env["DEV_MAILBOX"]),
         OUTBOX_BODY_RETENTION_HOURS=int(env["OUTBOX_BODY_RETENTION_HOURS"]),
+        OUTBOX_RETRY_SECONDS=float(env["OUTBOX_RETRY_SECONDS"]),
+        OUTBOX_CLAIM_SECONDS=float(env["OUTBOX_CLAIM_SECONDS"]),
         CONVENIOS_LOOKUPS_USER_MINUTE=int(env["CONVENIOS_LOOKUPS_USER_MINUTE"]),
         CONVENIOS_LOOKUPS_USER_DAY=int(env["CONVENIOS_LOOKUPS_USER_DAY"]),
         CONVENIOS_LOOKUPS_ENTITY_MINUTE=int(env["CONVENIOS_LOOKUPS_ENTITY_MINUTE"]),
@@ -551,10 +555,14 @@ def register_cli(app: Flask) -> None:
         """Deliver queued e-mail and SMS, retrying with back-off."""
         senders = delivery_senders(app)
         retention = timedelta(hours=app.config["OUTBOX_BODY_RETENTION_HOURS"])
+        timing = dict(
+            retry_seconds=app.config["OUTBOX_RETRY_SECONDS"],
+            claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"],
+        )
         while True:
             with models.db.connection_context():
                 notify.purge_bodies(retention)
-                counts = notify.deliver_due(senders)
+                counts = notify.deliver_due(senders, **timing)
             if any(counts.values()):
                 click.echo(
                     f"enviados {counts['sent']}, reintentos {counts['retry']}, "
@@ -568,23 +576,43 @@ def register_cli(app: Flask) -> None:
 
 
 def delivery_senders(app: Flask) -> dict:
-    """Return the e-mail (Flask-Mail over SMTP) and SMS senders for the worker."""
+    """Return the e-mail (SMTP, composed by Flask-Mail) and SMS senders for the worker."""
     from flask_mail import Message as MailMessage
+    from flask_mail import sanitize_address
+
+    timeout = notify.send_timeout(app.config["OUTBOX_CLAIM_SECONDS"])
 
     def send_email(message: models.Message) -> None:
-        mail_message = MailMessage(
-            subject=message.subject,
-            recipients=[message.recipient],
-            body=message.body_text,
-            html=message.body_html or None,
-        )
+        sender = app.config["MAIL_DEFAULT_SENDER"]
         with app.app_context():
-            mail.send(mail_message)
+            mail_message = MailMessage(
+                subject=message.subject,
+                recipients=[message.recipient],
+                body=message.body_text,
+                html=message.body_html or None,
+                sender=sender,
+            )
+            mail_message.msgId = notify.message_id(message, app.config["SECRET_KEY"], sender)
+            data = mail_message.as_bytes()
+            state = app.extensions["mail"]  # read now: a test may init_app again
+        if state.suppress:  # MAIL_SUPPRESS_SEND (on by default under TESTING), as Flask-Mail
+            return
+        send = notify.smtp_transport(
+            state.server,
+            state.port,
+            timeout=timeout,
+            use_tls=state.use_tls,
+            use_ssl=state.use_ssl,
+            username=state.username,
+            password=state.password,
+        )
+        send(sanitize_address(sender), sanitize_address(message.recipient), data)
 
     sms = notify.sms_sender(
         app.config["SMS_BACKEND"],
         file=app.config["SMS_FILE"],
         url=app.config["SMS_HTTP_URL"],
         token=app.config["SMS_HTTP_TOKEN"],
+        timeout=min(10.0, timeout),
     )
     return {models.Message.EMAIL: notify.smtp_sender(send_email), models.Message.SMS: sms}

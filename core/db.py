@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import threading
 from pathlib import Path
 
-from peewee import Database, DatabaseProxy, SqliteDatabase
+from peewee import Database, DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.db_url import connect, register_database
 from playhouse.pool import PooledSqliteDatabase
 from playhouse.postgres_ext import PooledPsycopg3Database
@@ -19,6 +20,89 @@ register_database(PooledPsycopg3Database, "postgres", "postgresql")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+
+class WriteTurns:
+    """For a SQLite database: its writers take turns inside a process before they ask SQLite.
+
+    SQLite lets one connection write at a time; the others wait in its busy
+    handler, which sleeps and polls (up to 100 ms between tries) and keeps no
+    queue. With 16 threads of one gunicorn worker writing at once, a thread
+    could lose every try for the whole busy_timeout while the holder waited for
+    the GIL behind the others: "database is locked" under 32 writers
+    (tests/test_faults_writes.py). Here a process's write transactions (and its
+    writes outside one) queue on a lock first, which wakes the next waiter as
+    soon as it is free; SQLite's busy handler then only arbitrates between
+    processes, one writer from each. Reads never wait here (WAL readers do not
+    block). ``write_wait`` bounds the time in the queue. A mixin, first in the
+    bases, so a pooled SQLite database can queue the same way.
+    """
+
+    def __init__(self, *args, write_wait: float = 30.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = threading.Lock()
+        self._mine = threading.local()
+        self._write_wait = write_wait
+
+    def _take_turn(self) -> bool:
+        if getattr(self._mine, "held", False):
+            return False
+        if not self._turn.acquire(timeout=self._write_wait):
+            raise OperationalError("database is locked (no turn to write)")
+        self._mine.held = True
+        return True
+
+    def _end_turn(self) -> None:
+        if getattr(self._mine, "held", False):
+            self._mine.held = False
+            self._turn.release()
+
+    def begin(self, lock_type=None) -> None:
+        took = self._take_turn()
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            if took:
+                self._end_turn()
+            raise
+
+    def commit(self) -> None:
+        super().commit()  # a failed COMMIT keeps the turn: peewee rolls back next
+        self._end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._end_turn()
+
+    def close(self):
+        try:
+            return super().close()
+        finally:
+            if not self.in_transaction():
+                self._end_turn()  # never keep a turn past the connection's use
+
+    def execute_sql(self, sql, params=None):
+        if self.in_transaction() or not _WRITE.match(sql):
+            return super().execute_sql(sql, params)
+        took = self._take_turn()  # a write on its own (autocommit) queues too
+        try:
+            return super().execute_sql(sql, params)
+        finally:
+            if took:
+                self._end_turn()
+
+
+class QueuedSqliteDatabase(WriteTurns, SqliteDatabase):
+    """SQLite for a web server: writes queue in the process (WriteTurns), then BEGIN IMMEDIATE."""
+
+
+class QueuedPooledSqliteDatabase(WriteTurns, PooledSqliteDatabase):
+    """The same, its connections pooled (an on-disk file: every web request)."""
+
+
 def open_database(url: str) -> Database:
     """Return a peewee database for url, with SQLite tuned for a web server."""
     if url.startswith("sqlite:"):
@@ -26,7 +110,7 @@ def open_database(url: str) -> Database:
         # Pooled too: close() hands the connection back, so a request does not pay
         # for opening the file and setting the pragmas (about 1 ms, a third of a poll).
         # An in-memory database cannot be shared: each connection would be empty.
-        kind = PooledSqliteDatabase if path != ":memory:" else SqliteDatabase
+        kind = QueuedPooledSqliteDatabase if path != ":memory:" else QueuedSqliteDatabase
         # A pooled connection moves between threads, one thread at a time.
         extra = (
             {"max_connections": 64, "stale_timeout": 3600, "check_same_thread": False}

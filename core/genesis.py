@@ -395,14 +395,15 @@ def _spool_photo(part: Upload, upload_dir: str | os.PathLike) -> Path:
     try:
         limit = uploads.AUTHORIZATION.max_bytes
         size, head = 0, b""
-        with os.fdopen(fd, "wb") as out:
+        # A temporary copy: no fsync; a full or read-only disk is StorageError, not a 500.
+        with uploads.spool(fd, durable=False) as write:
             while chunk := part.stream.read(min(uploads.CHUNK, limit + 1 - size)):
                 size += len(chunk)
                 if size > limit:
                     raise uploads.TooLarge(limit)
                 if len(head) < uploads.HEAD:
                     head += chunk[: uploads.HEAD - len(head)]
-                out.write(chunk)
+                write(chunk)
         if size == 0:
             raise uploads.EmptyFile()
         if uploads.sniff(head, path) not in (uploads.Kind.JPEG, uploads.Kind.PNG):

@@ -4,17 +4,43 @@ Callers queue a message inside the transaction of the change that causes it;
 the worker (``flask --app app worker``) claims due rows, sends them, and retries
 with back-off. Several workers may run: a row is claimed by a conditional
 UPDATE, so only one of them sends it.
+
+Delivery is at least once, and a duplicate needs a crash:
+
+- one message at a time: claim it (the claim counts the attempt and holds the
+  row for ``claim`` seconds, OUTBOX_CLAIM_SECONDS), send it, mark it sent. A
+  worker killed between the server's "250" and that mark leaves one row
+  claimed; when the claim ends another pass sends it again, so each crash can
+  repeat at most the one message in flight. A resent e-mail keeps its
+  Message-ID (``message_id``), so mail clients can show it once;
+- an SMTP exchange is cut after a third of the claim (at most 60 s), so a
+  server that accepts the connection and never answers can neither hang the
+  worker nor outlive the claim and be sent twice by two workers;
+- once the server has said "250" to the DATA, the message is sent: a failed
+  QUIT or a connection dropped after it is not a reason to send it again.
+
+Which SMTP answers are final (``smtp_sender``): only a 5xx refusal of the
+recipient (RCPT TO: the address does not exist) fails the message at once. A
+4xx anywhere (greylisting, "try later"), a refused or silent connection, and
+a 5xx to the session or the transaction (554 to EHLO or DATA, a refused
+sender) say the server or our configuration is in trouble, not the address:
+they are retried after 1, 2, 4 … minutes (OUTBOX_RETRY_SECONDS is the first
+wait, the longest is 60 of them), and fail after MAX_ATTEMPTS tries.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
@@ -33,7 +59,9 @@ _templates = Environment(
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-CLAIM_FOR = timedelta(minutes=5)
+RETRY_SECONDS = 60.0  # the first wait; each next one doubles, up to 60 of them (1 hour)
+CLAIM_SECONDS = 300.0  # how long a claimed row is the claimer's alone
+CLAIM_FOR = timedelta(seconds=CLAIM_SECONDS)
 
 
 class PermanentFailure(Exception):
@@ -66,26 +94,71 @@ def queue_sms(to: str, body: str) -> Message:
     return Message.create(channel=Message.SMS, recipient=to, body_text=body)
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Return the wait before the next try: 1, 2, 4 … minutes, at most 1 hour."""
-    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
+def retry_delay(attempts: int, base_seconds: float = RETRY_SECONDS) -> timedelta:
+    """Return the wait before the next try: 1, 2, 4 … minutes, at most 1 hour (by default)."""
+    return timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), base_seconds * 60))
 
 
-def _claim(message_id: int) -> bool:
+def send_timeout(claim_seconds: float = CLAIM_SECONDS) -> float:
+    """Return the seconds one SMTP or gateway exchange may take: well inside the claim."""
+    return min(60.0, claim_seconds / 3)
+
+
+def _claim(message_id: int, claim_for: timedelta = CLAIM_FOR) -> bool:
+    """Take the row for claim_for if it is due (or its claimer died); count the attempt."""
     now = utcnow()
     due = (Message.status == Message.PENDING) & (Message.next_attempt_at <= now)
-    stale = (Message.status == Message.SENDING) & (Message.claimed_until < now)
+    stale = (
+        (Message.status == Message.SENDING)
+        & (Message.claimed_until < now)
+        & (Message.attempts < MAX_ATTEMPTS)
+    )
     claimed = (
-        Message.update(status=Message.SENDING, claimed_until=now + CLAIM_FOR)
+        Message.update(
+            status=Message.SENDING,
+            claimed_until=now + claim_for,
+            # Counted now, not after the send: a message whose sending kills the
+            # worker (or that is in flight at every crash) still stops at MAX_ATTEMPTS.
+            attempts=Message.attempts + 1,
+        )
         .where((Message.id == message_id) & (due | stale))
         .execute()
     )
     return claimed == 1
 
 
-def deliver_due(senders: dict[str, Callable[[Message], None]], limit: int = 100) -> dict:
-    """Send the messages that are due; return counts of sent, retried and failed."""
+def _give_up_interrupted(now) -> int:
+    """Fail the rows whose last allowed attempt was claimed by a worker that then died."""
+    return (
+        Message.update(
+            status=Message.FAILED,
+            claimed_until=None,
+            last_error="interrumpido en el último intento",
+        )
+        .where(
+            (Message.status == Message.SENDING)
+            & (Message.claimed_until < now)
+            & (Message.attempts >= MAX_ATTEMPTS)
+        )
+        .execute()
+    )
+
+
+def deliver_due(
+    senders: dict[str, Callable[[Message], None]],
+    limit: int = 100,
+    *,
+    retry_seconds: float = RETRY_SECONDS,
+    claim_seconds: float = CLAIM_SECONDS,
+) -> dict:
+    """Send the messages that are due, one at a time; return counts of sent, retried and failed.
+
+    Each row is claimed just before its send and marked just after it, so a
+    crash leaves at most one message sent but not marked.
+    """
     now = utcnow()
+    claim_for = timedelta(seconds=claim_seconds)
+    counts = {"sent": 0, "retry": 0, "failed": _give_up_interrupted(now)}
     candidates = [
         row.id
         for row in Message.select(Message.id)
@@ -96,12 +169,11 @@ def deliver_due(senders: dict[str, Callable[[Message], None]], limit: int = 100)
         .order_by(Message.id)
         .limit(limit)
     ]
-    counts = {"sent": 0, "retry": 0, "failed": 0}
     for message_id in candidates:
-        if not _claim(message_id):
+        if not _claim(message_id, claim_for):
             continue  # another worker took it
         message = Message.get_by_id(message_id)
-        attempts = message.attempts + 1
+        attempts = message.attempts
         try:
             senders[message.channel](message)
         except PermanentFailure as exc:
@@ -116,7 +188,7 @@ def deliver_due(senders: dict[str, Callable[[Message], None]], limit: int = 100)
                     status=Message.PENDING,
                     attempts=attempts,
                     claimed_until=None,
-                    next_attempt_at=utcnow() + retry_delay(attempts),
+                    next_attempt_at=utcnow() + retry_delay(attempts, retry_seconds),
                     last_error=f"{type(exc).__name__}: {exc}"[:300],
                 ).where(Message.id == message_id).execute()
                 counts["retry"] += 1
@@ -161,19 +233,75 @@ def purge_bodies(retention: timedelta) -> int:
 
 
 def smtp_sender(send: Callable[[Message], None]) -> Callable[[Message], None]:
-    """Wrap an SMTP send so that refused recipients count as permanent."""
+    """Wrap an SMTP send so that only a 5xx refusal of the recipient is permanent.
+
+    Everything else raises as it came and is retried (the module docstring says why).
+    """
 
     def deliver(message: Message) -> None:
         try:
             send(message)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
-            raise PermanentFailure("SMTP rechazó el destinatario") from exc
-        except smtplib.SMTPResponseException as exc:
-            if 500 <= exc.smtp_code < 600:
-                raise PermanentFailure(f"SMTP {exc.smtp_code}") from exc
-            raise
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _text in exc.recipients.values()]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise PermanentFailure("SMTP rechazó el destinatario") from exc
+            raise  # 4xx: greylisting, a full mailbox for now, "try later"
 
     return deliver
+
+
+def message_id(message: Message, secret: str, sender: str) -> str:
+    """Return the Message-ID header of an outbox row: the same at every retry of it.
+
+    Derived from the row and SECRET_KEY, so it tells nobody how many messages
+    the portal sends, and a copy sent again after a crash can be recognised.
+    """
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    created = message.created_at.isoformat() if message.created_at else ""
+    digest = hmac.new(
+        secret.encode(), f"outbox:{message.id}:{created}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def smtp_transport(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    use_tls: bool = False,
+    use_ssl: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> Callable[[str, str, bytes], None]:
+    """Return send(from_addr, to_addr, data): one SMTP session, cut after timeout seconds.
+
+    Flask-Mail's own connection has no time-out and lets a failed QUIT after a
+    "250" fail the whole send (so the worker would send the message again).
+    """
+
+    def send(from_addr: str, to_addr: str, data: bytes) -> None:
+        if use_ssl:
+            smtp = smtplib.SMTP_SSL(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        try:
+            if use_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if username and password:
+                smtp.login(username, password)
+            smtp.sendmail(from_addr, [to_addr], data)
+        except BaseException:
+            smtp.close()
+            raise
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()  # the server has the message: its "250" to DATA is what counts
+
+    return send
 
 
 def sms_sender(

@@ -40,7 +40,8 @@ import tempfile
 import unicodedata
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
@@ -509,7 +510,7 @@ def store(
         digest = hashlib.sha256()
         size = 0
         head = b""
-        with os.fdopen(fd, "wb") as out:
+        with spool(fd) as write:
             for chunk in _chunks(stream, policy.max_bytes):
                 size += len(chunk)
                 if size > policy.max_bytes:
@@ -517,8 +518,7 @@ def store(
                 if len(head) < HEAD:
                     head += chunk[: HEAD - len(head)]
                 digest.update(chunk)
-                _write(out, chunk)
-            _flush(out)
+                write(chunk)
         if size == 0:
             raise EmptyFile()
         kind = sniff(head, tmp)
@@ -539,19 +539,44 @@ def store(
         raise
 
 
-def _write(out: BinaryIO, chunk: bytes) -> None:
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn the operating system's refusal to store bytes into StorageError (a message, not a 500)."""
     try:
-        out.write(chunk)
-    except OSError as e:  # ENOSPC, EDQUOT, EIO
-        raise StorageError() from e
-
-
-def _flush(out: BinaryIO) -> None:
-    try:
-        out.flush()
-        os.fsync(out.fileno())
+        yield
     except OSError as e:
         raise StorageError() from e
+
+
+@contextmanager
+def spool(fd: int, durable: bool = True) -> Iterator[Callable[[bytes], None]]:
+    """Open fd for writing and yield its write(); on leaving, flush (and fsync) and close it.
+
+    A disk that refuses bytes, full (ENOSPC, EDQUOT), read-only (EROFS) or
+    failing (EIO), may do so at a write, at the flush or fsync, or at the close
+    that writes the buffer's last bytes: each is StorageError. An error of the
+    caller's (the client went away, the file is too large) passes as it is, and
+    the file's own error on the way out does not hide it.
+    """
+    out = os.fdopen(fd, "wb")
+
+    def write(chunk: bytes) -> None:
+        with storage_errors():
+            out.write(chunk)
+
+    try:
+        yield write
+    except BaseException:
+        with suppress(OSError):
+            out.close()  # the caller removes the file
+        raise
+    with storage_errors():
+        try:
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+        finally:
+            out.close()
 
 
 def open_stored(key: str, upload_dir: str | os.PathLike) -> BinaryIO:

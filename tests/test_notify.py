@@ -230,3 +230,32 @@ def test_dev_mailbox_says_when_a_body_was_purged(db, client):
     notify.purge_bodies(timedelta(hours=48))
     page = client.get("/dev/buzon").text
     assert "918273" not in page and "Contenido borrado" in page
+
+
+def test_a_claim_left_by_a_dead_worker_on_the_last_attempt_fails(db):
+    notify.queue_sms("3001234567", "hola")
+    Message.update(
+        status=Message.SENDING,
+        attempts=notify.MAX_ATTEMPTS,
+        claimed_until=utcnow() - timedelta(seconds=1),
+    ).execute()
+    sent = []
+    counts = notify.deliver_due({Message.SMS: sent.append})
+    row = Message.get()
+    assert counts["failed"] == 1 and sent == []
+    assert row.status == Message.FAILED and "interrumpido" in row.last_error
+
+
+def test_the_claim_counts_the_attempt_and_the_retry_base_is_configurable(db):
+    notify.queue_sms("3001234567", "hola")
+
+    def broken(_message):
+        raise OSError("caído")
+
+    notify.deliver_due({Message.SMS: broken}, retry_seconds=0.5)
+    row = Message.get()
+    assert row.attempts == 1 and row.status == Message.PENDING
+    wait = (row.next_attempt_at - utcnow()).total_seconds()
+    assert 0 < wait <= 0.5
+    assert notify.retry_delay(3, 0.5).total_seconds() == 2.0
+    assert notify.retry_delay(30, 0.5).total_seconds() == 30.0
