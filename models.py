@@ -868,6 +868,8 @@ class Pqrs(BaseModel):
     class Meta:
         indexes = (
             (("estado", "due_on", "id"), False),
+            # The queue filtered by tipo: its page and its count read this range only.
+            (("estado", "tipo", "due_on", "id"), False),
             (("tipo_documento", "numero_documento"), False),
         )
 

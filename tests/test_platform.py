@@ -175,13 +175,16 @@ def test_init_db_is_safe_to_run_twice(runner):
 
 
 def test_migrations_run_once_in_order(db, tmp_path):
-    (tmp_path / "0001_a.py").write_text(
+    # A new database is stamped with the newest real migration: these two come after it.
+    head = dbmod.migration_files()[-1][0] if dbmod.migration_files() else 0
+    (tmp_path / f"{head + 1:04d}_a.py").write_text(
         "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_a (id INTEGER)')\n"
     )
-    (tmp_path / "0002_b.py").write_text(
+    (tmp_path / f"{head + 2:04d}_b.py").write_text(
         "def migrate(db):\n    db.execute_sql('CREATE TABLE mig_b (id INTEGER)')\n"
     )
-    assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == [1, 2]
+    applied = dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path)
+    assert applied == [head + 1, head + 2]
     assert dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, tmp_path) == []
     assert {"mig_a", "mig_b"} <= set(models.db.get_tables())
     models.db.execute_sql("DROP TABLE mig_a")

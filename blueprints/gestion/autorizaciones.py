@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import abort, current_app, flash, request, url_for
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -186,6 +188,7 @@ def autorizaciones():
         ascending=estado == SolicitudAutorizacion.PENDIENTE,
         per_page=PAGE_SIZE,
     )
+    page = replace(page, rows=service.with_members(page.rows))  # for this page's rows only
     return render_queue(
         "gestion/autorizaciones.html", "gestion/_autorizaciones_filas.html", page=page, **context
     )

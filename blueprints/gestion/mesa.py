@@ -8,6 +8,8 @@ second click, a colleague), the page again with a flash saying so.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import abort, current_app, flash, g, render_template, request, url_for
 from wtforms.fields.choices import SelectChoice
 
@@ -114,6 +116,7 @@ def mesa():
     page = page_from_request(
         query, order=service.QUEUE_ORDER, ascending=service.ascending(estado), per_page=PAGE_SIZE
     )
+    page = replace(page, rows=service.with_names(page.rows))  # names for this page's rows only
     return render_queue("gestion/mesa.html", "gestion/_mesa_filas.html", page=page, **context)
 
 

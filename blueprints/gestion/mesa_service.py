@@ -16,6 +16,7 @@ from datetime import datetime
 
 from peewee import JOIN, IntegrityError, fn
 
+from blueprints import queue
 from core import audit, mesa, uploads, workdays
 from core.db import is_sqlite
 from core.mesa import MesaError, Outdated, Upload, WrongState  # noqa: F401 (the views catch them here)
@@ -106,15 +107,39 @@ def queue_query(
     asignado_a: int | None = None,
     buscar: str = "",
 ):
-    """Build the queue's filtered select (no order, no limit: blueprints.queue pages it)."""
-    query = (
+    """Build the queue's filtered select (no order, no limit: blueprints.queue pages it).
+
+    It reads caso_mesa alone (the IPS too when buscar needs it); with_names adds
+    what the rows show of the IPS, motivo, asunto and staff member, for one page.
+    Joined here, every matching case would be joined before the LIMIT: the sort
+    of the owed cases and the count of the closed ones would read all their names.
+    """
+    query = CasoMesa.select(
+        CasoMesa.id,
+        CasoMesa.numero,
+        CasoMesa.created_at,
+        CasoMesa.due_at,
+        CasoMesa.estado,
+        CasoMesa.asignado,
+    )
+    estados = OWED if estado == POR_RESPONDER else (estado,)
+    query = query.where(CasoMesa.estado.in_(estados))
+    if motivo_id:
+        query = query.where(CasoMesa.motivo == motivo_id)
+    if asignado_a:
+        query = query.where(CasoMesa.asignado == asignado_a)
+    if buscar:
+        query = query.join(Ips, on=(CasoMesa.ips == Ips.id)).where(_search(buscar))
+    return query
+
+
+def with_names(rows: list[dict]) -> list[dict]:
+    """Return the queue's rows with their IPS (NIT, name), motivo, asunto and assignee's name."""
+    if not rows:
+        return rows
+    names = (
         CasoMesa.select(
             CasoMesa.id,
-            CasoMesa.numero,
-            CasoMesa.created_at,
-            CasoMesa.due_at,
-            CasoMesa.estado,
-            CasoMesa.asignado,
             Ips.nit.alias("ips_nit"),
             Ips.nombre.alias("ips_nombre"),
             MotivoMesa.nombre.alias("motivo"),
@@ -128,16 +153,10 @@ def queue_query(
         .join(AsuntoMesa, on=(CasoMesa.asunto == AsuntoMesa.id))
         .switch(CasoMesa)
         .join(StaffMember, JOIN.LEFT_OUTER, on=(CasoMesa.asignado == StaffMember.account))
+        .where(CasoMesa.id.in_([row["id"] for row in rows]))
     )
-    estados = OWED if estado == POR_RESPONDER else (estado,)
-    query = query.where(CasoMesa.estado.in_(estados))
-    if motivo_id:
-        query = query.where(CasoMesa.motivo == motivo_id)
-    if asignado_a:
-        query = query.where(CasoMesa.asignado == asignado_a)
-    if buscar:
-        query = query.where(_search(buscar))
-    return query
+    found = {row["id"]: row for row in names.dicts()}
+    return [{**row, **found[row["id"]]} for row in rows]
 
 
 def ascending(estado: str) -> bool:
@@ -146,11 +165,11 @@ def ascending(estado: str) -> bool:
 
 
 def counts() -> dict[str, int]:
-    """Return how many cases there are in each state, and the owed ones under POR_RESPONDER."""
-    found = dict.fromkeys(mesa.ESTADOS, 0)
-    rows = CasoMesa.select(CasoMesa.estado, fn.COUNT(CasoMesa.id)).group_by(CasoMesa.estado)
-    for estado, n in rows.tuples():
-        found[estado] = n
+    """Return how many cases there are in each state, and the owed ones under POR_RESPONDER.
+
+    Each count stops past queue.COUNT_CAP (the closed ones grow for years): over it means "más de".
+    """
+    found = queue.state_counts(CasoMesa.estado, tuple(mesa.ESTADOS))
     found[POR_RESPONDER] = sum(found[e] for e in OWED)
     return found
 

@@ -23,6 +23,7 @@ from datetime import date
 
 from peewee import fn
 
+from blueprints import queue
 from blueprints.gestion import service as gestion  # the one unblock there is (H2)
 from core import audit, clock, notify, workdays
 from core import pqrs as pqrs_core
@@ -124,9 +125,30 @@ def queue_query(estado: str = ABIERTAS, tipo: str = "", buscar: str = ""):
         radicados = {text.upper(), pqrs_core.clean_radicado(text) or text.upper()}
         found = Pqrs.radicado.in_(sorted(radicados)) | by_document
         if _CODE.match(text.upper()):  # the code alone, as a citizen reads it out: any year
-            found |= Pqrs.radicado.endswith(f"-{text.upper()}")
+            found |= Pqrs.radicado.in_(_every_year(text.upper()))
         query = query.where(found)
     return query
+
+
+_YEAR = re.compile(rf"\A{pqrs_core.RADICADO_PREFIX}-(\d{{4}})-")
+
+
+def _every_year(code: str) -> list[str]:
+    """Return the radicados that code would be in each year some radicado was filed.
+
+    An IN list the radicado's unique index answers; LIKE '%-CODE' could not use
+    it and would read every row of the chosen states. The first and the last
+    year are MIN and MAX of that index: two reads of one entry each.
+    """
+    years = []
+    for edge in (fn.MIN, fn.MAX):
+        found = _YEAR.match(Pqrs.select(edge(Pqrs.radicado)).scalar() or "")
+        if found:
+            years.append(int(found.group(1)))
+    if not years:
+        return []
+    span = range(min(years), max(years) + 1)
+    return [f"{pqrs_core.RADICADO_PREFIX}-{year:04d}-{code}" for year in span]
 
 
 def ascending(estado: str) -> bool:
@@ -135,10 +157,11 @@ def ascending(estado: str) -> bool:
 
 
 def counts() -> dict[str, int]:
-    """Return how many PQRSF there are in each state, and the open ones under ABIERTAS."""
-    found = dict.fromkeys(ESTADOS, 0)
-    for estado, n in Pqrs.select(Pqrs.estado, fn.COUNT(Pqrs.id)).group_by(Pqrs.estado).tuples():
-        found[estado] = n
+    """Return how many PQRSF there are in each state, and the open ones under ABIERTAS.
+
+    Each count stops past queue.COUNT_CAP (the closed ones grow for years): over it means "más de".
+    """
+    found = queue.state_counts(Pqrs.estado, ESTADOS)
     found[ABIERTAS] = sum(found[e] for e in OPEN)
     return found
 
