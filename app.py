@@ -7,7 +7,8 @@ import logging
 import os
 import re
 import secrets
-import time
+import signal
+import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -555,11 +556,17 @@ def register_cli(app: Flask) -> None:
         """Deliver queued e-mail and SMS, retrying with back-off."""
         senders = delivery_senders(app)
         retention = timedelta(hours=app.config["OUTBOX_BODY_RETENTION_HOURS"])
+        # SIGTERM (systemd, a deploy, deploy/cluster.py stop): finish the message being
+        # sent, claim no other, exit. A kill mid-send would leave its claim to expire
+        # and that one message to go out again.
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         timing = dict(
             retry_seconds=app.config["OUTBOX_RETRY_SECONDS"],
             claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"],
+            stopping=stop.is_set,
         )
-        while True:
+        while not stop.is_set():
             with models.db.connection_context():
                 notify.purge_bodies(retention)
                 counts = notify.deliver_due(senders, **timing)
@@ -572,7 +579,7 @@ def register_cli(app: Flask) -> None:
                 if not any(counts.values()):
                     return  # drained: nothing more is due now
             else:
-                time.sleep(interval)
+                stop.wait(interval)
 
 
 def delivery_senders(app: Flask) -> dict:

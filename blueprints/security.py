@@ -34,7 +34,8 @@ def init_app(app: Flask) -> None:
         h["Referrer-Policy"] = "same-origin"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        # A TLS terminator on the same host (PROXY_HOPS=0) forwards plain HTTP:
+        # A TLS terminator in front (nginx, PROXY_HOPS=1) that forwards plain HTTP
+        # without X-Forwarded-Proto:
         # an https:// BASE_URL says the site is HTTPS all the same.
         if request.is_secure or app.config["BASE_URL"].startswith("https://"):
             h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"

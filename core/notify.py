@@ -150,11 +150,14 @@ def deliver_due(
     *,
     retry_seconds: float = RETRY_SECONDS,
     claim_seconds: float = CLAIM_SECONDS,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Send the messages that are due, one at a time; return counts of sent, retried and failed.
 
     Each row is claimed just before its send and marked just after it, so a
-    crash leaves at most one message sent but not marked.
+    crash leaves at most one message sent but not marked. stopping() is asked
+    before each claim: a worker told to stop finishes the message in hand and
+    claims no more, leaving nothing claimed behind it.
     """
     now = utcnow()
     claim_for = timedelta(seconds=claim_seconds)
@@ -170,6 +173,8 @@ def deliver_due(
         .limit(limit)
     ]
     for message_id in candidates:
+        if stopping():
+            break
         if not _claim(message_id, claim_for):
             continue  # another worker took it
         message = Message.get_by_id(message_id)

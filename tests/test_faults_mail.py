@@ -329,3 +329,27 @@ def test_a_worker_killed_mid_send_repeats_at_most_the_message_in_flight(database
     final = {subjects[r.id]: r for r in rows()}
     assert all(final[s].attempts >= 2 for s in in_flight)  # the crashed try counts
     assert all(r.attempts < notify.MAX_ATTEMPTS for r in final.values())
+
+
+def test_a_worker_told_to_stop_mid_send_finishes_that_message_and_claims_no_other(
+    database_url, tmp_path
+):
+    """SIGTERM (a deploy, systemd, deploy/cluster.py stop) leaves no claim to expire and resend."""
+    subjects = queue(4)
+    port = free_port()
+    sink = Sink(slow=0.5)  # the server holds the first message half a second before "250"
+    controller = start_smtp(sink, port)
+    worker = Worker(database_url, port, tmp_path / "worker.log", claim_seconds=60)
+    try:
+        worker.start()
+        assert sink.receiving.wait(30), worker.log()
+        os.killpg(worker.process.pid, signal.SIGTERM)  # while that message is in flight
+        assert worker.process.wait(timeout=10) == 0, worker.log()
+        states = Counter(r.status for r in rows())
+        assert states == {Message.SENT: 1, Message.PENDING: 3}, states
+        worker.start()
+        wait_for(lambda: all(r.status == Message.SENT for r in rows()), 60, "every message sent")
+    finally:
+        worker.stop()
+        controller.stop()
+    assert sink.deliveries() == Counter(subjects.values()), "each message once"
