@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 from wtforms.widgets.core import html_params as wtforms_html_params
@@ -23,6 +23,7 @@ values = st.one_of(
 )
 
 
+@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))  # CI is busy
 @given(st.dictionaries(keys, values, max_size=8))
 def test_html_params_writes_what_wtforms_writes(kwargs):
     ours = html_params(**kwargs)
