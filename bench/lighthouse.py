@@ -7,7 +7,7 @@ the portal's start and the sign-ins; the staff's second factor may wait up to 30
 Lighthouse comes from npm into a folder of the project, pinned; the script installs it
 there when it is missing (install_lighthouse()), with exactly:
 
-    npm install --prefix .cache/lighthouse --no-audit --no-fund --loglevel=error lighthouse@12.8.2
+    cp bench/lighthouse-npm/package*.json .cache/lighthouse/ && npm install --prefix .cache/lighthouse
 
 12.8.2 is the last Lighthouse that runs on Node 20 (13.x wants Node >= 22.19). Chromium is
 Debian's /usr/bin/chromium (CHROME_PATH), headless: --chrome-flags="--headless=new --no-sandbox".
@@ -54,6 +54,10 @@ from bench.journeys import GENESIS_REQUEST, Accounts, print_table, still_signed_
 LIGHTHOUSE_VERSION = "12.8.2"
 LIGHTHOUSE_DIR = ROOT / ".cache" / "lighthouse"
 LIGHTHOUSE = LIGHTHOUSE_DIR / "node_modules" / ".bin" / "lighthouse"
+# The dependency tree is pinned (bench/lighthouse-npm/package-lock.json, which npm
+# install follows): a fresh resolution of lighthouse@12.8.2 asked the registry for a
+# release it does not have (tar-stream ^3.3.0, on 2026-12-03).
+LOCK_DIR = ROOT / "bench" / "lighthouse-npm"
 INSTALL = [
     "npm",
     "install",
@@ -62,7 +66,6 @@ INSTALL = [
     "--no-audit",
     "--no-fund",
     "--loglevel=error",
-    f"lighthouse@{LIGHTHOUSE_VERSION}",
 ]
 CHROME = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 CHROME_FLAGS = "--headless=new --no-sandbox"
@@ -113,6 +116,8 @@ def install_lighthouse() -> None:
         return
     print(f"installing Lighthouse {LIGHTHOUSE_VERSION}: {' '.join(INSTALL)}", flush=True)
     LIGHTHOUSE_DIR.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(LOCK_DIR / name, LIGHTHOUSE_DIR / name)
     subprocess.run(INSTALL, cwd=ROOT, check=True)
     if installed_version() != LIGHTHOUSE_VERSION:
         raise MeasureError(f"npm did not install lighthouse@{LIGHTHOUSE_VERSION}")

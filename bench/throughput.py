@@ -180,7 +180,12 @@ def prepare_quiz(count: int, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (1: sync workers, as behind nginx; see bench/README.md)",
+    )
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument("--threads-wrk", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per target")
