@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import ACCEPT, Figures, Portal, decode  # noqa: E402
+from core.importer import COLUMNS as IMPORT_COLUMNS  # noqa: E402
 
 PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 HX = {"HX-Request": "true"}
@@ -255,29 +256,7 @@ ESTADOS = (
     ("ACTIVO",) * 76 + ("INACTIVO",) * 8 + ("RETIRADO",) * 7 + ("SUSPENDIDO",) * 5 + ("MORA",) * 4
 )
 TIPO_CODE = {"CC": 1, "CE": 2, "PT": 3}
-AFILIADO_COLUMNS = (
-    "tipo_documento",
-    "numero_documento",
-    "primer_nombre",
-    "segundo_nombre",
-    "primer_apellido",
-    "segundo_apellido",
-    "fecha_nacimiento",
-    "email",
-    "celular",
-    "telefono",
-    "estado",
-    "categoria",
-    "empresa_nit",
-    "empresa_nombre",
-    "empresa_estado",
-    "fecha_ingreso_empresa",
-    "profesion",
-    "conyuge_celular",
-    "conyuge_profesion",
-    "conyuge_cargo",
-    "updated_at",
-)
+AFILIADO_COLUMNS = (*IMPORT_COLUMNS, "updated_at")  # the Caja's export, and when
 
 
 def key(tipo: str, numero: int) -> int:
