@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 import models
+from blueprints.forms import field as form_field
 from blueprints.web import check_shared_limits, csrf, limiter, login_manager, mail
 from core import assets, colombia, notify, passwords, throttle
 from core import db as dbmod
@@ -220,7 +221,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         # No person types a NUL, and PostgreSQL refuses it in text (a 500):
         # answer 400 before any view takes it to the database.
         values = [request.path]
-        for data in (request.args, request.form):
+        # A GET's body is never read (forms read it only on submit methods).
+        sources = (
+            (request.args,) if request.method in ("GET", "HEAD") else (request.args, request.form)
+        )
+        for data in sources:
             values += [v for vs in data.listvalues() for v in vs]
         if any("\x00" in value for value in values):
             abort(400)
@@ -363,6 +368,10 @@ def register_template_helpers(app: Flask) -> None:
     static = Path(app.static_folder)
     hashed = app.extensions.get("hashed_static", {})
     hashes: dict[str, str] = {}
+
+    # field(f, help=None, class_="", wrapper_id=None, oob=None, live=False, **attributes):
+    # a global, not a macro to import (an import costs each render a module look-up).
+    app.jinja_env.globals["field"] = form_field
 
     @app.template_global()
     def asset(path: str) -> str:

@@ -86,6 +86,46 @@ def html_params(**kwargs) -> Markup:
     return Markup(" ".join(params))  # noqa: S704 - each part escaped above
 
 
+def field(f, help=None, class_="", wrapper_id=None, oob=None, live=False, **kwargs) -> Markup:
+    """One way to draw a field: label, input, help and error, wired for screen readers.
+
+    The templates' ``field`` (a Jinja global, app.py): wrapper_id names the
+    field's box, so a partial can swap it out of band (oob: the swap style); live
+    announces the error when it appears (a field outside the swap that changed);
+    the other keywords are the input's attributes. Written here rather than as a
+    Jinja macro, whose call and WTForms' label took half the registration
+    look-up's time (bench/throughput.py, profiled); tests/test_forms_render.py
+    holds it to the macro it replaced.
+    """
+    fid = escape(f.id)
+    errors = f.errors
+    described = []
+    if help:
+        described.append(f"{fid}-ayuda")
+    if errors:
+        described.append(f"{fid}-error")
+        kwargs["aria-invalid"] = "true"
+    if described:
+        kwargs["aria-describedby"] = " ".join(described)
+    label_class = "req" if f.flags.required else ""
+    parts = [
+        f'<div class="field {escape(class_)}{" has-error" if errors else ""}"',
+        f' id="{escape(wrapper_id)}"' if wrapper_id else "",
+        f' hx-swap-oob="{escape(oob)}"' if oob else "",
+        f">\n  <label {html_params(class_=label_class, for_=f.label.field_id)}>",
+        f"{escape(f.label.text)}</label>\n  ",
+        str(f(**kwargs)),
+        "\n",
+    ]
+    if help:
+        parts.append(f'  <p class="help" id="{fid}-ayuda">{escape(help)}</p>\n')
+    if errors:
+        alert = ' role="alert"' if live else ""
+        parts.append(f'  <p class="error" id="{fid}-error"{alert}>{Markup(" ").join(errors)}</p>\n')
+    parts.append("</div>")
+    return Markup("".join(parts))  # noqa: S704 - every value escaped above
+
+
 _FAST_WIDGETS: dict[int, Input] = {}
 
 
@@ -107,6 +147,9 @@ class SpanishForm(FlaskForm):
 
     class Meta:
         locales = ("es",)
+        # No CSRF field per form: MaskedCSRFProtect (blueprints/csrf_mask.py) checks every
+        # POST before its view, and the templates write the token with csrf_token().
+        csrf = False
 
         def render_field(self, field, render_kw):
             other = getattr(field, "render_kw", None)

@@ -22,6 +22,15 @@ CSP = "; ".join(
 )
 
 
+# Set on every answer and by nothing else (views may set nosniff, so it is added only if absent).
+FIXED = [
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+]
+
+
 def init_app(app: Flask) -> None:
     """Install the security headers on every answer."""
 
@@ -29,11 +38,8 @@ def init_app(app: Flask) -> None:
     def headers(response: Response) -> Response:
         h = response.headers
         h.setdefault("Content-Security-Policy", CSP)
-        h["X-Content-Type-Options"] = "nosniff"
-        h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "same-origin"
-        h["Cross-Origin-Opener-Policy"] = "same-origin"
-        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.extend(FIXED)
         # A TLS terminator in front (nginx, PROXY_HOPS=1) that forwards plain HTTP
         # without X-Forwarded-Proto:
         # an https:// BASE_URL says the site is HTTPS all the same.

@@ -308,6 +308,51 @@ def _spend_quotas(account: Account, sede: Sede, limits: Limits) -> int:
     return 0
 
 
+_LOGGED = (
+    "account",
+    "entidad",
+    "sede",
+    "numero_documento",
+    "resultado",
+    "nombre",
+    "estado_afiliado",
+    "tarifa",
+    "empresa_estado",
+    "clave",
+    "created_at",
+)
+
+
+@prepared
+def _log_consulta(
+    account,
+    entidad,
+    sede,
+    numero_documento,
+    resultado,
+    nombre,
+    estado_afiliado,
+    tarifa,
+    empresa_estado,
+    clave,
+    created_at,
+):
+    """The look-up's log row (every look-up writes one: its SQL is built once); _LOGGED's order."""
+    return ConsultaConvenio.insert(
+        account=account,
+        entidad=entidad,
+        sede=sede,
+        numero_documento=numero_documento,
+        resultado=resultado,
+        nombre=nombre,
+        estado_afiliado=estado_afiliado,
+        tarifa=tarifa,
+        empresa_estado=empresa_estado,
+        clave=clave,
+        created_at=created_at,
+    )
+
+
 def lookup(
     account: Account, sede: Sede, documento: str, limits: Limits
 ) -> tuple[ConsultaConvenio, Trabajador]:
@@ -324,30 +369,35 @@ def lookup(
         wait = _spend_quotas(account, sede, limits)
         if wait:
             shown = None
-            consulta = ConsultaConvenio.create(
-                account=account.id,
-                entidad=sede.entidad_id,
-                sede=sede.id,
+            fields = dict(
                 numero_documento=numero[:20],
                 resultado=ConsultaConvenio.LIMITE,
-                clave=secrets.token_urlsafe(16),
-                created_at=now,
+                nombre="",
+                estado_afiliado="",
+                tarifa="",
+                empresa_estado="",
             )
         else:
             shown = trabajador_of(numero, _find_afiliado(numero))
-            consulta = ConsultaConvenio.create(
-                account=account.id,
-                entidad=sede.entidad_id,
-                sede=sede.id,
+            fields = dict(
                 numero_documento=numero,
                 resultado=shown.resultado,
                 nombre=shown.nombre[:250],
                 estado_afiliado=shown.estado_afiliado[:20],
                 tarifa=shown.tarifa,
                 empresa_estado=shown.estado_empresa[:20],
-                clave=secrets.token_urlsafe(16),
-                created_at=now,
             )
+        fields.update(
+            account=account.id,
+            entidad=sede.entidad_id,
+            sede=sede.id,
+            clave=secrets.token_urlsafe(16),
+            created_at=now,
+        )
+        consulta = ConsultaConvenio(
+            id=_log_consulta.insert(*(fields[f] for f in _LOGGED)), **fields
+        )
+        consulta._dirty.clear()
     if shown is None:
         raise LimitReached(wait, at=now)
     return consulta, shown

@@ -7,7 +7,12 @@ profiled with pyinstrument). ``prepared(build)`` calls ``build`` once per
 database with a marker for each argument, keeps the SQL and where each marker
 landed among the parameters, and from then on runs that SQL with the call's
 values; rows come back as the same query would give them (models, joins
-included).
+included). peewee also works out, for every cursor, which column feeds which
+model's field (``initialize``: most of the time it takes to read a row); that
+depends only on the SQL, so it is done for the first cursor and its result given
+to the later ones, with a quicker way to make each row's models (``_fast_rows``:
+the values go straight into each model's data, as peewee's own constructor would
+put them, instead of through one attribute descriptor per column).
 
 Arguments must already be what the database stores (str, int), since the
 fields' converters ran on the markers, not on the values; build must take only
@@ -20,6 +25,8 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+
+from peewee import Insert, ModelCursorWrapper, ModelObjectCursorWrapper
 
 import models
 
@@ -47,6 +54,8 @@ class Prepared:
     def _compile(self, database):
         markers = [_Marker(f"\x00prepared {i}\x00") for i in range(self.arity)]
         query = self.build(*markers)
+        if isinstance(query, Insert) and query._returning is None and database.returning_clause:
+            query = query.returning(*query._pk_returning())  # as peewee does when it runs one
         sql, params = query.sql()
         slots = []
         for param in params:
@@ -56,7 +65,7 @@ class Prepared:
                 slots.append(_Constant(param))
         if {s for s in slots if isinstance(s, int)} != set(range(self.arity)):
             raise TypeError(f"{self.build.__name__}: an argument did not reach the SQL as is")
-        return query, sql, slots
+        return [query, sql, slots, None]  # the last: the state peewee's initialize sets
 
     def _run(self, args):
         """Execute the SQL (compiled on first use for this database) with args; (query, cursor)."""
@@ -66,23 +75,142 @@ class Prepared:
             with self.lock:
                 entry = self.cache.get(database) or self._compile(database)
                 self.cache[database] = entry
-        query, sql, slots = entry
+        query, sql, slots, _ = entry
         values = [args[s] if isinstance(s, int) else s.value for s in slots]
-        return query, database.execute_sql(sql, values)
+        return entry, database.execute_sql(sql, values)
 
     def __call__(self, *args) -> Iterable:
-        query, cursor = self._run(args)
-        return query._get_cursor_wrapper(cursor)
+        entry, cursor = self._run(args)
+        wrapper = entry[0]._get_cursor_wrapper(cursor)
+        state = entry[3]
+        if state is not None:
+            wrapper.__dict__.update(state)  # with process_row when _fast_rows made one
+            wrapper.initialized = True
+        else:
+            _keep_state(wrapper, entry)
+        return wrapper
 
     def execute(self, *args):
         """Run a prepared INSERT/UPDATE/DELETE; return the cursor (its rowcount)."""
         return self._run(args)[1]
+
+    def insert(self, *args):
+        """Run a prepared INSERT of one row; return the new row's id."""
+        cursor = self._run(args)[1]
+        database = models.db.obj if isinstance(models.db, models.DatabaseProxy) else models.db
+        if database.returning_clause:
+            return cursor.fetchone()[0]
+        return cursor.lastrowid
 
     def first(self, *args):
         """The first row, or None (build should end in .limit(1))."""
         for row in self(*args):
             return row
         return None
+
+
+def _keep_state(wrapper, entry: list) -> None:
+    """Have wrapper's initialize (on its first row) store what it set in entry[3]."""
+    initialize = wrapper.initialize
+
+    def keep() -> None:
+        before = set(wrapper.__dict__)
+        initialize()
+        state = {k: v for k, v in wrapper.__dict__.items() if k not in before}
+        fast = _fast_rows(wrapper)
+        if fast is not None:
+            state["process_row"] = fast
+        entry[3] = state
+
+    wrapper.initialize = keep
+
+
+def _fast_rows(wrapper):
+    """A process_row for wrapper's query that fills models' data directly, or None.
+
+    Only for rows of models whose every column is one of the model's fields, and
+    joins along foreign keys (what the prepared queries select); anything else
+    keeps peewee's own.
+    """
+    if isinstance(wrapper, ModelObjectCursorWrapper):
+        model = wrapper.constructor
+        if not wrapper.is_model:
+            return None
+        plan = [
+            (
+                model,
+                model,
+                _columns(model, range(wrapper.ncols), wrapper.unique_columns, wrapper.converters),
+            )
+        ]
+        joins, reachable, root = (), {}, model
+    elif isinstance(wrapper, ModelCursorWrapper):
+        if not all(is_model for _, _, is_model in wrapper._constructor_list):
+            return None
+        if any(is_dict or not is_fk for _, _, _, is_dict, _, is_fk in wrapper.src_to_dest):
+            return None
+        by_key: dict = {key: [] for key, _, _ in wrapper._constructor_list}
+        for idx, key, column, converter in wrapper._row_spec:
+            if key not in by_key:
+                return None
+            by_key[key].append((idx, column, converter))
+        plan = []
+        for key, model, _ in wrapper._constructor_list:
+            idxs = [i for i, _, _ in by_key[key]]
+            names = {i: c for i, c, _ in by_key[key]}
+            convs = {i: f for i, _, f in by_key[key]}
+            plan.append((key, model, _columns(model, idxs, names, convs)))
+        joins, reachable, root = wrapper.src_to_dest, wrapper._dest_reachable, wrapper.model
+    else:
+        return None
+    if any(cols is None for _, _, cols in plan):
+        return None
+
+    def process_row(row):
+        objects = {}
+        set_keys = set()
+        for key, model, cols in plan:
+            obj = model.__new__(model)
+            data = {}
+            for idx, name, converter in cols:
+                value = row[idx]
+                if value is not None:
+                    set_keys.add(key)
+                data[name] = value if converter is None else converter(value)
+            obj.__data__ = data
+            obj._dirty = set()
+            obj.__rel__ = {}
+            objects[key] = obj
+        # Joined models go where peewee would put them (ModelCursorWrapper.process_row).
+        for src, attr, dest, _, is_outer, _ in joins:
+            instance, joined = objects.get(src), objects.get(dest)
+            if dest not in set_keys:
+                if not (dest in reachable and reachable[dest] & set_keys):
+                    if not is_outer:
+                        continue
+                    joined = None
+            if is_outer and src not in set_keys and dest not in set_keys:
+                continue
+            if joined is None:
+                instance.__rel__[attr] = None
+            else:
+                setattr(instance, attr, joined)
+                instance._dirty.clear()
+        return objects[root]
+
+    return process_row
+
+
+def _columns(model, idxs, names, converters):
+    """[(index, field name, converter)] of model's columns, or None if one is not a field."""
+    fields = model._meta.fields
+    cols = []
+    for i in idxs:
+        name = names[i]
+        if name not in fields:
+            return None
+        cols.append((i, name, converters[i]))
+    return cols
 
 
 def prepared(build: Callable) -> Prepared:

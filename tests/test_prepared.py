@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from core import throttle
@@ -41,3 +43,53 @@ def test_the_prepared_quota_upsert_counts_and_refuses_past_the_limit(app):
     assert throttle.spend(throttle.Purpose.CONVENIO_USER_BURST, "u:1", 3, 60) > 0
     assert throttle.spend(throttle.Purpose.CONVENIO_USER_BURST, "u:2", 3, 60) == 0
     assert Throttle.select().where(Throttle.count == 3).count() == 1
+
+
+def _same_model(got, plain) -> None:
+    """The same data, the same joined models, nothing marked dirty, as peewee makes them."""
+    assert type(got) is type(plain)
+    assert got.__data__ == plain.__data__
+    assert got._dirty == plain._dirty == set()
+    assert got.__rel__.keys() == plain.__rel__.keys()
+    for name, rel in plain.__rel__.items():
+        if rel is None:
+            assert got.__rel__[name] is None
+        else:
+            _same_model(got.__rel__[name], rel)
+
+
+def test_rows_are_the_models_peewee_makes_joined_or_not_and_after_the_first(app):
+    from core import auth, tokens
+    from models import Account, UserSession
+    from tests.factories import make_user
+
+    user = make_user()
+    token = auth.start_session(user, "pytest", idle=timedelta(minutes=15))
+    digest = tokens.digest(token)
+
+    @prepared
+    def joined(token_hash):
+        return (
+            UserSession.select(UserSession, Account)
+            .join(Account)
+            .where(UserSession.token_hash == token_hash)
+            .limit(1)
+        )
+
+    @prepared
+    def single(numero):
+        return Afiliado.select().where(Afiliado.numero_documento == numero).limit(1)
+
+    ana = make_afiliado(numero_documento="52000003", segundo_nombre="")
+    plain_session = (
+        UserSession.select(UserSession, Account).join(Account)
+        .where(UserSession.token_hash == digest).get()
+    )  # fmt: skip
+    for _ in range(3):  # the first cursor goes through peewee; the later ones do not
+        _same_model(joined.first(digest), plain_session)
+        _same_model(single.first("52000003"), Afiliado.get_by_id(ana.id))
+    assert joined.cache and all(entry[3].get("process_row") for entry in joined.cache.values())
+    row = joined.first(digest)
+    assert row.account.id == user.id and row.account.email == user.email
+    row.account.email = "otro@correo.test"  # a model still behaves as one: dirty, savable
+    assert row.account._dirty == {"email"}

@@ -52,6 +52,16 @@ class LookupForm(SpanishForm):
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
 
+    def validate_document(self) -> bool:
+        """Validate the type and number only (what validate() would say of them).
+
+        The look-up partial reads the whole registration form but checks only these:
+        one form built, not a LookupForm beside it.
+        """
+        ok = self.tipo_documento.validate(self)
+        inline = [LookupForm.validate_numero_documento]
+        return self.numero_documento.validate(self, inline) and ok
+
 
 class RegistrationForm(LookupForm):
     """ "Crear Cuenta Nueva": DATOS AFILIADOS, RECUPERACIÓN, CONTRASEÑA."""

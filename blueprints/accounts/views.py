@@ -18,7 +18,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from blueprints.accounts import app_secret, base_url, bp, captcha_on, live_password_check, service
-from blueprints.accounts.forms import LoginForm, LookupForm, QuizCodeForm, RegistrationForm
+from blueprints.accounts.forms import LoginForm, QuizCodeForm, RegistrationForm
 from blueprints.aplicaciones.service import tiles_for
 from blueprints.auth import check_login, home_url, keep_device, require, sign_in, signed_out
 from blueprints.public import service as captchas
@@ -172,12 +172,10 @@ def _registration_page(
 @limiter.limit("30/minute")  # a flood guard: the look-ups themselves spend LOOKUP_LIMIT
 def lookup():
     """Look the document up in the Caja's data and fill names and Estado."""
-    document = LookupForm()
-    document.validate()
     form = RegistrationForm()  # without JS the button posts the whole form: keep it
-    form.numero_documento.data = document.numero_documento.data
-    form.numero_documento.errors = list(document.numero_documento.errors)
-    status = 422 if document.numero_documento.errors else 200
+    form.validate_document()
+    form.tipo_documento.errors = []  # a type off the list is shown as the form's default
+    status = 422 if form.numero_documento.errors else 200
     if not wants_partial():
         solicitud = request.form.get("solicitud")  # a solved captcha stays solved
         if not service.registration_open(solicitud):

@@ -53,6 +53,7 @@ class BaseForm(FlaskForm):
 
     class Meta:
         locales = ("es",)
+        csrf = False  # MaskedCSRFProtect checks every POST (blueprints/forms.SpanishForm)
 
         def wrap_formdata(self, form, formdata):
             # Files only where a FileField waits for one: a file part under a text
