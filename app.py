@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import click
 from flask import Flask, Request, abort, g, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask.templating import Environment
 from markupsafe import Markup, escape
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -148,11 +149,32 @@ class PortalEnvironment(Environment):
         return {**self.globals, **(d or {})}
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer made once per set of keys, not per request.
+
+    (Making it, and deriving its key, was a twentieth of a small signed-in answer.)
+    """
+
+    def __init__(self) -> None:
+        self._signers: dict = {}
+
+    def get_signing_serializer(self, app: Flask):
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        signer = self._signers.get(keys)
+        if signer is None:
+            signer = super().get_signing_serializer(app)
+            self._signers = {keys: signer}  # a rotated key replaces the old signer
+        return signer
+
+
 class Portal(Flask):
     """Flask whose error log names the route, never the URL that was asked."""
 
     request_class = PortalRequest
     jinja_environment = PortalEnvironment
+    session_interface = CookieSessions()
 
     def log_exception(self, exc_info) -> None:
         # The URL may carry an activation or reset token, or a query string

