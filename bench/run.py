@@ -30,7 +30,7 @@ PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/
 
 def scripts(quick: bool) -> dict[str, list[str]]:
     """name → arguments of bench/NAME.py (the --json is added by run())."""
-    short = ["--duration", "4", "--warmup", "2", "--quiz-per-window", "1500"] if quick else []
+    short = ["--duration", "3", "--rounds", "2", "--quiz-per-window", "1500"] if quick else []
     return {
         "weight": [],
         "throughput": short,
