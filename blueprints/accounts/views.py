@@ -18,7 +18,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from blueprints.accounts import app_secret, base_url, bp, captcha_on, live_password_check, service
-from blueprints.accounts.forms import LoginForm, QuizCodeForm, RegistrationForm
+from blueprints.accounts.forms import AfiliadoForm, LoginForm, QuizCodeForm, RegistrationForm
 from blueprints.aplicaciones.service import tiles_for
 from blueprints.auth import check_login, home_url, keep_device, require, sign_in, signed_out
 from blueprints.public import service as captchas
@@ -97,7 +97,7 @@ LOOKUP_LIMITED = (
 )
 
 
-def _lookup_budget(form: RegistrationForm) -> bool:
+def _lookup_budget(form: AfiliadoForm) -> bool:
     """Spend one look-up of the shared per-IP limit, unless this browser just looked this one up.
 
     Every page that shows a look-up result comes through here (the htmx
@@ -114,7 +114,7 @@ def _lookup_budget(form: RegistrationForm) -> bool:
     return True
 
 
-def _match_affiliate(form: RegistrationForm):
+def _match_affiliate(form: AfiliadoForm):
     """Find the document in the Caja's data and put its names in the form.
 
     Names that came from the Caja for another document are cleared, so a
@@ -172,7 +172,9 @@ def _registration_page(
 @limiter.limit("30/minute")  # a flood guard: the look-ups themselves spend LOOKUP_LIMIT
 def lookup():
     """Look the document up in the Caja's data and fill names and Estado."""
-    form = RegistrationForm()  # without JS the button posts the whole form: keep it
+    # Without JS the button posts the whole form: it comes back whole. The partial
+    # draws the document and the names only.
+    form = AfiliadoForm() if wants_partial() else RegistrationForm()
     form.validate_document()
     form.tipo_documento.errors = []  # a type off the list is shown as the form's default
     status = 422 if form.numero_documento.errors else 200
