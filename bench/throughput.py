@@ -143,8 +143,11 @@ def wrk(url: str, method: str, body: str, headers: dict, expect: int, args, line
         return measured
 
 
-def prepare_quiz(count: int, out: Path) -> None:
+def prepare_quiz(count: int, out: Path, first: int = 0) -> None:
     """(In the portal's environment.) Make count pending accounts with a started quiz.
+
+    Numbered from first on: each round makes its own, just before it runs, since a
+    started quiz ends after QUIZ_IDLE (2 min) without an answer.
 
     They all belong to the demo affiliate Ana (CC 1000000001), whose bank is
     drawn once; each line of out is "PATH BODY": the activation URL and the
@@ -161,7 +164,7 @@ def prepare_quiz(count: int, out: Path) -> None:
         password_hash = passwords.hash_password("Bench2026Quiz!")
         lines = []
         with db.atomic():
-            for i in range(count):
+            for i in range(first, first + count):
                 user = HannaUser.create_account(
                     email=f"quiz{i}@bench.test",
                     tipo_documento="CE",
@@ -203,16 +206,17 @@ def main() -> int:
         "--rounds", type=int, default=3, help="windows per target, each after a bare one"
     )
     parser.add_argument(
-        "--quiz-per-window", type=int, default=3000, help="quiz accounts per window"
+        "--quiz-per-window", type=int, default=2000, help="quiz accounts per window"
     )
     parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
     parser.add_argument("--database-url", default="", help="postgresql://… (a throwaway schema)")
     parser.add_argument("--json", help="write the figures here for bench/run.py")
     parser.add_argument("--prepare-quiz", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare_quiz:
-        prepare_quiz(args.prepare_quiz, Path(args.out))
+        prepare_quiz(args.prepare_quiz, Path(args.out), args.first)
         return 0
     if not Path(WRK).exists():
         sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
@@ -284,23 +288,29 @@ def main() -> int:
         targets["sondeo"] = (f"{base}{poll}", "GET", "", headers, 204, None)
 
         if not only or "quiz" in only:
-            lines_file = portal.tmp / "quiz.lines"
-            count = 2 * args.quiz_per_window * args.rounds
-            done = subprocess.run(
-                [sys.executable, __file__, "--prepare-quiz", str(count), "--out", str(lines_file)],
-                env=portal.env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode:
-                raise RuntimeError(f"preparing the quiz failed:\n{done.stdout}{done.stderr}")
             quiz = Client(port)
-            first_path = lines_file.read_text().split("\n", 1)[0].split(" ", 1)[0]
-            token = quiz.get(first_path).token()  # one session, one CSRF token for all
-            lines = [f"{line}&csrf_token={token}" for line in lines_file.read_text().splitlines()]
+            made, token = [0], []
+
+            def quiz_lines() -> list[str]:
+                """A round's accounts (two windows' worth), made now; POST lines with a token."""
+                lines_file = portal.tmp / "quiz.lines"
+                count = 2 * args.quiz_per_window
+                command = [sys.executable, __file__, "--prepare-quiz", str(count)]
+                command += ["--first", str(made[0]), "--out", str(lines_file)]
+                done = subprocess.run(
+                    command, env=portal.env, capture_output=True, text=True, check=False
+                )
+                if done.returncode:
+                    raise RuntimeError(f"preparing the quiz failed:\n{done.stdout}{done.stderr}")
+                made[0] += count
+                lines = lines_file.read_text().splitlines()
+                if not token:  # one session, one CSRF token for all
+                    token.append(quiz.get(lines[0].split(" ", 1)[0]).token())
+                return [f"{line}&csrf_token={token[0]}" for line in lines]
+
+            quiz_lines_first = quiz_lines()  # also opens the session the header below carries
             headers = {**FORM, "Cookie": quiz.cookie_header}
-            targets["quiz"] = (f"{base}/", "POST", "", headers, 303, lines)
+            targets["quiz"] = (f"{base}/", "POST", "", headers, 303, quiz_lines)
 
         print(
             f"gunicorn -w {args.workers} --threads {args.threads} for both · wrk "
@@ -320,9 +330,12 @@ def main() -> int:
             if name == "bare" or (only and name not in only):
                 continue
             runs, ratios = [], []
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 bare = wrk(*targets["bare"][:5], args)
-                r = wrk(url, method, body, {**ACCEPT, **headers}, expect, args, lines)
+                feed = lines
+                if callable(lines):  # the quiz: accounts made for this round
+                    feed = quiz_lines_first if round_ == 0 else lines()
+                r = wrk(url, method, body, {**ACCEPT, **headers}, expect, args, feed)
                 bare_runs.append(bare)
                 runs.append(r)
                 ratios.append(r["rps"] / bare["rps"])
