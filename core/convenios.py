@@ -308,21 +308,6 @@ def _spend_quotas(account: Account, sede: Sede, limits: Limits) -> int:
     return 0
 
 
-_LOGGED = (
-    "account",
-    "entidad",
-    "sede",
-    "numero_documento",
-    "resultado",
-    "nombre",
-    "estado_afiliado",
-    "tarifa",
-    "empresa_estado",
-    "clave",
-    "created_at",
-)
-
-
 @prepared
 def _log_consulta(
     account,
@@ -337,7 +322,7 @@ def _log_consulta(
     clave,
     created_at,
 ):
-    """The look-up's log row (every look-up writes one: its SQL is built once); _LOGGED's order."""
+    """The look-up's log row (every look-up writes one: its SQL is built once)."""
     return ConsultaConvenio.insert(
         account=account,
         entidad=entidad,
@@ -394,9 +379,7 @@ def lookup(
             clave=secrets.token_urlsafe(16),
             created_at=now,
         )
-        consulta = ConsultaConvenio(
-            id=_log_consulta.insert(*(fields[f] for f in _LOGGED)), **fields
-        )
+        consulta = ConsultaConvenio(id=_log_consulta.insert(**fields), **fields)
         consulta._dirty.clear()
     if shown is None:
         raise LimitReached(wait, at=now)

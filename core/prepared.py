@@ -47,7 +47,8 @@ class _Constant:
 class Prepared:
     def __init__(self, build: Callable) -> None:
         self.build = build
-        self.arity = len(inspect.signature(build).parameters)
+        self.signature = inspect.signature(build)
+        self.arity = len(self.signature.parameters)
         self.cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.lock = threading.Lock()
 
@@ -67,9 +68,11 @@ class Prepared:
             raise TypeError(f"{self.build.__name__}: an argument did not reach the SQL as is")
         return [query, sql, slots, None]  # the last: the state peewee's initialize sets
 
-    def _run(self, args):
-        """Execute the SQL (compiled on first use for this database) with args; (query, cursor)."""
-        database = models.db.obj if isinstance(models.db, models.DatabaseProxy) else models.db
+    def _run(self, args, kwargs=None):
+        """Execute the SQL (compiled on first use for this database) with args; (entry, cursor)."""
+        if kwargs:
+            args = self.signature.bind(*args, **kwargs).args
+        database = _database()
         entry = self.cache.get(database)
         if entry is None:
             with self.lock:
@@ -94,11 +97,10 @@ class Prepared:
         """Run a prepared INSERT/UPDATE/DELETE; return the cursor (its rowcount)."""
         return self._run(args)[1]
 
-    def insert(self, *args):
-        """Run a prepared INSERT of one row; return the new row's id."""
-        cursor = self._run(args)[1]
-        database = models.db.obj if isinstance(models.db, models.DatabaseProxy) else models.db
-        if database.returning_clause:
+    def insert(self, *args, **kwargs):
+        """Run a prepared INSERT of one row (arguments by position or name); return its id."""
+        cursor = self._run(args, kwargs)[1]
+        if _database().returning_clause:
             return cursor.fetchone()[0]
         return cursor.lastrowid
 
@@ -107,6 +109,11 @@ class Prepared:
         for row in self(*args):
             return row
         return None
+
+
+def _database():
+    """The database the models use now (behind the proxy)."""
+    return models.db.obj if isinstance(models.db, models.DatabaseProxy) else models.db
 
 
 def _keep_state(wrapper, entry: list) -> None:
@@ -133,33 +140,28 @@ def _fast_rows(wrapper):
     keeps peewee's own.
     """
     if isinstance(wrapper, ModelObjectCursorWrapper):
-        model = wrapper.constructor
         if not wrapper.is_model:
             return None
-        plan = [
-            (
-                model,
-                model,
-                _columns(model, range(wrapper.ncols), wrapper.unique_columns, wrapper.converters),
-            )
-        ]
+        model = wrapper.constructor
+        specs = zip(range(wrapper.ncols), wrapper.unique_columns, wrapper.converters, strict=True)
+        plan = [(model, model, _columns(model, specs))]
         joins, reachable, root = (), {}, model
     elif isinstance(wrapper, ModelCursorWrapper):
         if not all(is_model for _, _, is_model in wrapper._constructor_list):
             return None
         if any(is_dict or not is_fk for _, _, _, is_dict, _, is_fk in wrapper.src_to_dest):
             return None
-        by_key: dict = {key: [] for key, _, _ in wrapper._constructor_list}
-        for idx, key, column, converter in wrapper._row_spec:
-            if key not in by_key:
-                return None
-            by_key[key].append((idx, column, converter))
-        plan = []
-        for key, model, _ in wrapper._constructor_list:
-            idxs = [i for i, _, _ in by_key[key]]
-            names = {i: c for i, c, _ in by_key[key]}
-            convs = {i: f for i, _, f in by_key[key]}
-            plan.append((key, model, _columns(model, idxs, names, convs)))
+        keys = {key for key, _, _ in wrapper._constructor_list}
+        if any(key not in keys for _, key, _, _ in wrapper._row_spec):
+            return None
+        plan = [
+            (
+                key,
+                model,
+                _columns(model, [(i, c, f) for i, k, c, f in wrapper._row_spec if k == key]),
+            )
+            for key, model, _ in wrapper._constructor_list
+        ]
         joins, reachable, root = wrapper.src_to_dest, wrapper._dest_reachable, wrapper.model
     else:
         return None
@@ -201,15 +203,11 @@ def _fast_rows(wrapper):
     return process_row
 
 
-def _columns(model, idxs, names, converters):
-    """[(index, field name, converter)] of model's columns, or None if one is not a field."""
-    fields = model._meta.fields
-    cols = []
-    for i in idxs:
-        name = names[i]
-        if name not in fields:
-            return None
-        cols.append((i, name, converters[i]))
+def _columns(model, specs):
+    """specs, [(index, field name, converter)], as a list; None if a name is not model's field."""
+    cols = list(specs)
+    if any(name not in model._meta.fields for _, name, _ in cols):
+        return None
     return cols
 
 

@@ -67,14 +67,7 @@ def test_rows_are_the_models_peewee_makes_joined_or_not_and_after_the_first(app)
     token = auth.start_session(user, "pytest", idle=timedelta(minutes=15))
     digest = tokens.digest(token)
 
-    @prepared
-    def joined(token_hash):
-        return (
-            UserSession.select(UserSession, Account)
-            .join(Account)
-            .where(UserSession.token_hash == token_hash)
-            .limit(1)
-        )
+    joined = prepared(auth._session_by_hash.build)  # a fresh one: its first cursor is ours
 
     @prepared
     def single(numero):

@@ -174,11 +174,12 @@ def lookup():
     """Look the document up in the Caja's data and fill names and Estado."""
     # Without JS the button posts the whole form: it comes back whole. The partial
     # draws the document and the names only.
-    form = AfiliadoForm() if wants_partial() else RegistrationForm()
+    partial = wants_partial()
+    form = AfiliadoForm() if partial else RegistrationForm()
     form.validate_document()
     form.tipo_documento.errors = []  # a type off the list is shown as the form's default
     status = 422 if form.numero_documento.errors else 200
-    if not wants_partial():
+    if not partial:
         solicitud = request.form.get("solicitud")  # a solved captcha stays solved
         if not service.registration_open(solicitud):
             solicitud = None
