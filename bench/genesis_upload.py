@@ -47,8 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, gunicorn, stop, wait_until_up  # noqa: E402
 from bench.convenios_report import _status_kib, max_rss_kib, reset_peak_rss  # noqa: E402
-from bench.lookup import free_port, start_server, stop_server, wait_until_up  # noqa: E402
 
 MB = 1024 * 1024
 PDF_NAME = "orden_medica.pdf"
@@ -402,7 +402,7 @@ def http_repeat(route: str, tmp: Path, inputs: dict, bodies: dict) -> dict:
     port = free_port()
     log = tmp / "gunicorn.log"
     env = dict(os.environ, BENCH_UPLOAD_DIR=str(tmp / "http-uploads"))
-    proc = start_server("bench.genesis_upload:server_app()", port, 1, env, log)
+    proc = gunicorn("bench.genesis_upload:server_app()", port, env, log, workers=1)
     try:
         wait_until_up(port, "/ping", proc, log)
         figures = {}
@@ -426,7 +426,7 @@ def http_repeat(route: str, tmp: Path, inputs: dict, bodies: dict) -> dict:
                 figures.update(answer, client_seconds=seconds)
         return figures
     finally:
-        stop_server(proc)
+        stop(proc)
         shutil.rmtree(tmp / "http-uploads", ignore_errors=True)
 
 

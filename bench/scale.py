@@ -701,7 +701,7 @@ def fill_queues(rows: int, figures: Figures, section: str) -> None:
 def signed_in(app, login: str):
     """A test client signed in as the demo staff member login, second factor passed.
 
-    As bench/queues.py and tests/conftest.py's auth do: a server-side session
+    As tests/conftest.py's auth does: a server-side session
     opened by core.auth, so every request pays the real session check.
     """
     import models

@@ -232,6 +232,9 @@ def _gate() -> Response | None:
 def init_app(app: Flask) -> None:
     """Install the user loader, the anonymous answer and the gate on app."""
     login_manager.session_protection = None  # the server-side session row does this job
+    # Flask-Login still hashes the client's address and browser (SHA-512) on every
+    # request and keeps the digest in the cookie, though only session protection reads it.
+    login_manager._session_identifier_generator = str
     absolute = timedelta(hours=app.config["SESSION_MAX_HOURS"])
 
     # Why a session ended → what the login page tells the person (one place).

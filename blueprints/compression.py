@@ -43,13 +43,26 @@ def choose_encoding(accept_encoding: str) -> str | None:
     return None
 
 
+def add_vary(response: Response, name: str) -> None:
+    """Add name to response's Vary header unless it is there.
+
+    werkzeug's ``response.vary.add`` parses the header into a set and writes it
+    back quoted, on every call: a tenth of a poll's answer.
+    """
+    current = response.headers.get("Vary")
+    if not current:
+        response.headers["Vary"] = name
+    elif name.lower() not in (part.strip().lower() for part in current.split(",")):
+        response.headers["Vary"] = f"{current}, {name}"
+
+
 def compress(response: Response) -> Response:
     """Compress response in place when it is worth it; always vary on Accept-Encoding."""
     if response.direct_passthrough or response.is_streamed:
         return response  # files sent by Flask itself, and streams: left as they are
     if response.mimetype not in COMPRESSIBLE or "Content-Encoding" in response.headers:
         return response
-    response.vary.add("Accept-Encoding")
+    add_vary(response, "Accept-Encoding")
     if response.status_code < 200 or response.status_code in (204, 304):
         return response
     encoding = choose_encoding(request.headers.get("Accept-Encoding", ""))

@@ -29,6 +29,14 @@ FIXED = [
     ("Cross-Origin-Opener-Policy", "same-origin"),
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
 ]
+DEFAULTS = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff")]
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+# Shared PCs: nothing a page shows may stay in the browser's cache; nor a missing
+# /static/ file (404): it may exist after the next deploy.
+NO_STORE = ("Cache-Control", "no-store")
+# An unversioned static name (the hashed, immutable copies never get here:
+# WhiteNoise answers them first): revalidate each use.
+NO_CACHE = ("Cache-Control", "no-cache")
 
 
 def init_app(app: Flask) -> None:
@@ -36,21 +44,21 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def headers(response: Response) -> Response:
+        # One pass over the headers and one extend: werkzeug's setdefault and
+        # item assignment each scan and validate them again.
         h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.extend(FIXED)
+        present = {name.lower() for name, _ in h}
+        added = [pair for pair in DEFAULTS if pair[0].lower() not in present]
+        added += FIXED
         # A TLS terminator in front (nginx, PROXY_HOPS=1) that forwards plain HTTP
-        # without X-Forwarded-Proto:
-        # an https:// BASE_URL says the site is HTTPS all the same.
+        # without X-Forwarded-Proto: an https:// BASE_URL says the site is HTTPS all the same.
         if request.is_secure or app.config["BASE_URL"].startswith("https://"):
-            h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-        if request.endpoint == "static" and response.status_code in (200, 206, 304):
-            # The hashed, immutable copies never get here (WhiteNoise answers
-            # them first): this is an unversioned name, so revalidate each use.
-            h["Cache-Control"] = "no-cache"
-        else:
-            # Shared PCs: nothing a page shows may stay in the browser's cache;
-            # nor a missing /static/ file (404): it may exist after the next deploy.
-            h["Cache-Control"] = "no-store"
+            if "strict-transport-security" in present:
+                h.remove("Strict-Transport-Security")
+            added.append(HSTS)
+        if "cache-control" in present:
+            h.remove("Cache-Control")
+        static = request.endpoint == "static" and response.status_code in (200, 206, 304)
+        added.append(NO_CACHE if static else NO_STORE)
+        h.extend(added)
         return response

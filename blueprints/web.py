@@ -23,6 +23,7 @@ from flask_login import LoginManager
 from flask_mail import Mail
 from werkzeug.wsgi import wrap_file
 
+from blueprints.compression import add_vary
 from blueprints.csrf_mask import MaskedCSRFProtect
 from core import uploads
 
@@ -94,7 +95,7 @@ def render(template: str, /, partial: str | None = None, status: int = 200, **co
     chosen = partial if partial and wants_partial() else template
     response = make_response(render_template(chosen, **context), status)
     if partial:
-        response.vary.add("HX-Request")
+        add_vary(response, "HX-Request")
     return response
 
 

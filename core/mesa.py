@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from core import clock, files, notify, uploads, workdays
 from core.prepared import prepared
@@ -329,6 +329,29 @@ def _new_since(caso_id, after):
         )
         .limit(1)
     )
+
+
+@prepared
+def _poll(account_id, numero, after):
+    newer = MensajeMesa.select(MensajeMesa.id).where(
+        (MensajeMesa.caso == CasoMesa.id)
+        & (MensajeMesa.id > after)
+        & (MensajeMesa.interna == False)  # noqa: E712
+    )
+    return (
+        CasoMesa.select(CasoMesa.id, fn.EXISTS(newer))
+        .join(IpsOperador, on=(IpsOperador.ips == CasoMesa.ips))
+        .where((IpsOperador.account == account_id) & (CasoMesa.numero == numero))
+        .limit(1)
+        .tuples()
+    )
+
+
+def poll(account_id: int, numero: int, after: int) -> bool | None:
+    """The thread's poll in one query: None unless the operator's IPS has case numero, else
+    whether it has a message for the IPS after id `after` (what new_since tells)."""
+    row = _poll.first(int(account_id), int(numero), int(after))
+    return None if row is None else bool(row[1])
 
 
 def new_since(caso: CasoMesa, after: int) -> bool:

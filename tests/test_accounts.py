@@ -423,6 +423,21 @@ def test_session_id_rotates_at_login_and_copied_cookie_dies_at_logout(db, app, c
     assert UserSession.select().where(UserSession.ended_at.is_null()).count() == 0
 
 
+def test_the_session_cookie_carries_no_digest_of_address_and_browser(db, app, client):
+    # Flask-Login would keep a SHA-512 of address and browser in the cookie (128
+    # characters up the phone's line on every request) that only its own session
+    # protection reads; the session row does that job here.
+    user = make_user()
+    client.post(
+        "/", data={"email": user.email, "password": PASSWORD}, headers={"User-Agent": "Phone/1"}
+    )
+    value = client.get_cookie("hanna_sesion").value
+    data = app.session_interface.get_signing_serializer(app).loads(value)
+    assert data.get("_id", "") == "" and set(data) <= {"_fresh", "_id", "_user_id", "sid"}
+    assert len(value) < 240
+    assert client.get("/inicio", headers={"User-Agent": "Other/2"}).status_code == 200
+
+
 def test_idle_session_ends(db, client):
     user = make_user()
     client.post("/", data={"email": user.email, "password": PASSWORD})

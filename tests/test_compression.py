@@ -8,7 +8,9 @@ import secrets
 
 import brotli
 import pytest
+from flask import Response
 
+from blueprints.compression import add_vary
 from blueprints.csrf_mask import mask, unmask
 from tests.conftest import _make_app
 
@@ -20,6 +22,20 @@ def asset_urls(page: str) -> list[str]:
 
 
 # --- pages and partials, compressed on the fly --------------------------------
+
+
+def test_add_vary_names_each_header_once_whatever_its_case():
+    response = Response("")
+    add_vary(response, "HX-Request")
+    add_vary(response, "Accept-Encoding")
+    add_vary(response, "hx-request")
+    add_vary(response, "accept-encoding")
+    assert response.headers.getlist("Vary") == ["HX-Request, Accept-Encoding"]
+    response.headers["Vary"] = "Cookie,Accept-Encoding"
+    add_vary(response, "Accept-Encoding")
+    assert response.headers["Vary"] == "Cookie,Accept-Encoding"
+    add_vary(response, "HX-Request")
+    assert response.headers["Vary"] == "Cookie,Accept-Encoding, HX-Request"
 
 
 def test_pages_are_sent_with_brotli_or_gzip_as_the_client_accepts(client):

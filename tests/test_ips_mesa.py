@@ -700,3 +700,31 @@ def test_a_message_body_over_the_cap_is_413_in_words_with_and_without_htmx(
     assert part.status_code == 413 and part.headers["HX-Retarget"] == "#mensaje-aviso"
     assert "No se envió el mensaje" in part.text and "<html" not in part.text
     assert MensajeMesa.select().count() == 1
+
+
+def test_a_quiet_poll_asks_the_database_twice_the_session_and_the_case(
+    desk, client, laura, htmx, monkeypatch
+):
+    # Polls come every few seconds from every open case page: one statement for
+    # the session behind the cookie, one for "this IPS's case, anything new?".
+    caso = open_case(laura, desk)
+    last = MensajeMesa.get().id
+    url = f"/ips/solicitudes/{caso.numero}/nuevos?despues={last}"
+    assert client.get(url, headers=htmx).status_code == 204
+    database = models.db.obj
+    statements = []
+    real = database.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database, "execute_sql", counting)
+    poll = client.get(url, headers=htmx)
+    assert poll.status_code == 204
+    assert poll.headers["Vary"].split(", ") == ["HX-Request", "Accept-Encoding", "Cookie"]
+    assert len(statements) == 2, statements
+    statements.clear()
+    news = client.get(f"/ips/solicitudes/{caso.numero}/nuevos?despues=0", headers=htmx)
+    assert news.status_code == 200
+    assert len(statements) > 2  # the new messages: the case, its thread, their files

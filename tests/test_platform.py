@@ -91,6 +91,27 @@ def test_hsts_only_over_https(client):
     )
 
 
+def test_each_security_header_is_sent_once_even_when_a_view_set_it(app, client):
+    @app.get("/prueba-cabeceras")
+    def own_headers():
+        return (
+            "ok",
+            200,
+            {
+                "Cache-Control": "public, max-age=600",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+            },
+        )
+
+    answer = client.get("/prueba-cabeceras", base_url="https://localhost")
+    assert answer.headers.getlist("Cache-Control") == ["no-store"]  # never cached, whoever asked
+    assert answer.headers.getlist("Content-Security-Policy") == ["default-src 'none'"]
+    assert answer.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    for name in ("X-Frame-Options", "Referrer-Policy", "Strict-Transport-Security"):
+        assert len(answer.headers.getlist(name)) == 1, name
+
+
 def test_static_assets_are_versioned_and_cached(client):
     page = client.get("/").text
     css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', page).group(1)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from blueprints.accounts import access, bp
 from blueprints.auth import require, sign_in
+from blueprints.compression import add_vary
 from blueprints.web import limiter, wants_partial
 from core.permissions import Action
 from core.useragent import describe
@@ -73,7 +74,7 @@ def qr_status():
     session.pop("qr", None)
     template = "accounts/_qr_estado.html" if wants_partial() else "accounts/qr_estado.html"
     response = make_response(render_template(template, state=state), 200)
-    response.vary.add("HX-Request")
+    add_vary(response, "HX-Request")
     return response
 
 

@@ -18,6 +18,7 @@ from flask import abort, current_app, flash, make_response, render_template, req
 from flask_login import current_user
 
 from blueprints.auth import current_account, login_url, passive, require
+from blueprints.compression import add_vary
 from blueprints.ips import bp
 from blueprints.ips.mesa_forms import MensajeForm, MesaForm, SolicitudesFilters, new_form_key
 from blueprints.queue import page_from_request, render_queue
@@ -403,15 +404,19 @@ def _back_to_case(view):
 @require(Action.USE_HELP_DESK)
 def nuevos(numero: int):
     """The thread's poll: 204 while nothing is new after ``despues``, else the new messages."""
-    caso = _case_or_404(numero)
     despues = request.args.get("despues", "")
     if not (despues.isascii() and despues.isdigit() and len(despues) <= 15):
+        _case_or_404(numero)  # another IPS's case is a 404 whatever the query says
         abort(400)
     despues = int(despues)
-    if not mesa.new_since(caso, despues):
+    news = mesa.poll(current_account().id, numero, despues)
+    if news is None:
+        abort(404)
+    if not news:
         response = make_response("", 204)
-        response.vary.add("HX-Request")
+        add_vary(response, "HX-Request")
         return response
+    caso = _case_or_404(numero)
     messages = mesa.thread_for_ips(caso, after=despues)
     context = _thread_context(caso, messages, despues=despues)
     return render("ips/_mensajes_nuevos.html", oob=True, **context)
