@@ -18,6 +18,7 @@ from tests.e2e.helpers import (
     audit_with_and_without_htmx,
     axe_problems,
     axe_violations,
+    markup_audit,
     navigations,
     shot,
 )
@@ -633,6 +634,7 @@ def axe_results(browser, portal, axe_source, visit_class):
     )
 
 
+@markup_audit
 @pytest.mark.parametrize("mode", ["htmx", "sin-htmx"])
 def test_pages_have_no_axe_violations(axe_results, mode):
     found = axe_results[mode]

@@ -26,6 +26,7 @@ from tests.e2e.helpers import (
     audit_with_and_without_htmx,
     axe_problems,
     axe_violations,
+    markup_audit,
     navigations,
     request_convenios,
     shot,
@@ -411,6 +412,7 @@ def axe_results(browser, portal, desk_entity, axe_source, visit_class):
     )
 
 
+@markup_audit
 @pytest.mark.parametrize("mode", ["htmx", "sin-htmx"])
 def test_desk_pages_have_no_axe_violations(axe_results, mode):
     found = axe_results[mode]

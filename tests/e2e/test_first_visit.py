@@ -6,7 +6,9 @@ from collections import Counter
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.e2e.helpers import markup_audit
+
+pytestmark = [pytest.mark.e2e, markup_audit]
 
 FIRST_VISIT_BUDGET = 40 * 1024  # headers included: what the radio really carries
 

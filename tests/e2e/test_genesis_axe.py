@@ -21,10 +21,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.clock import utcnow
-from tests.e2e.helpers import PDF, audit_with_and_without_htmx, axe_problems, axe_violations
+from tests.e2e.helpers import (
+    PDF,
+    audit_with_and_without_htmx,
+    axe_problems,
+    axe_violations,
+    markup_audit,
+)
 from tests.e2e.test_gestion_journey import staff_sign_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, markup_audit]
 
 TEMPORARY = "Temporal#SMS2026x"
 NEW_PASSWORD = "Consultorio#Azul58"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.helpers import markup_audit
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, markup_audit]
 
 PUBLIC = ["/", "/registro", "/restablecer", "/descubre", "/qr"]
 SIGNED_IN = ["/inicio", "/cuenta", "/cuenta/sesiones"]

@@ -11,11 +11,16 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.helpers import audit_with_and_without_htmx, axe_problems, axe_violations
+from tests.e2e.helpers import (
+    audit_with_and_without_htmx,
+    axe_problems,
+    axe_violations,
+    markup_audit,
+)
 from tests.e2e.test_gestion_journey import staff_sign_in
 from tests.e2e.test_pqrs_journey import RADICADO, file_pqrsf, follow
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, markup_audit]
 
 PAGES = 7
 

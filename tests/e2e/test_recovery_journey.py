@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
     audit_with_and_without_htmx,
     axe_problems,
     axe_violations,
+    markup_audit,
     navigations,
     shot,
 )
@@ -487,6 +488,7 @@ def axe_results(browser, portal, axe_source, visit_class):
     )
 
 
+@markup_audit
 @pytest.mark.parametrize("mode", ["htmx", "sin-htmx"])
 def test_recovery_pages_have_no_axe_violations(axe_results, mode):
     found = axe_results[mode]
