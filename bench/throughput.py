@@ -21,6 +21,10 @@ is not the one the journey expects. Targets:
                  beforehand in the same database
   sondeo         GET  /ips/solicitudes/<n>/nuevos?despues=<last> (the case
                  thread's poll, nothing new: 204)
+  sondeo-min     GET  /sondeo of bench/bare.py: the least a Flask poll can do
+                 (a signed session cookie, two indexed SQLite queries, 204;
+                 no ORM, CSRF, security headers or compression): the ceiling
+                 the portal's poll is measured under
 
 This machine's speed drifts by tens of per cent within minutes (a shared host):
 each target's window is paired with a bare window just before it, for several
@@ -236,6 +240,17 @@ def main() -> int:
             "bare": (f"http://127.0.0.1:{bare_port}/", "GET", "", {}, 200, None),
             "salud": (f"{base}/salud", "GET", "", {}, 200, None),
         }
+        least = Client(bare_port)
+        assert least.get("/entrar").status == 200
+        assert least.get("/sondeo").status == 204
+        targets["sondeo-min"] = (
+            f"http://127.0.0.1:{bare_port}/sondeo",
+            "GET",
+            "",
+            {"Cookie": least.cookie_header},
+            204,
+            None,
+        )
 
         registro = Client(port)
         token = registro.get("/registro").token()
