@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import re
+import sqlite3
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from peewee import Database, DatabaseProxy, OperationalError, SqliteDatabase
@@ -94,6 +98,22 @@ class WriteTurns:
             if took:
                 self._end_turn()
 
+    def _set_pragmas(self, conn) -> None:
+        # Two processes opening a new file at once both switch it to WAL, and SQLite
+        # refuses the second at once, without its busy wait (the two could deadlock):
+        # "database is locked" for a server starting beside another. Once the file is
+        # in WAL (it stays so) the switch takes no lock, so this waits on a new file only.
+        for attempt in itertools.count():
+            try:
+                return super()._set_pragmas(conn)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt >= PRAGMA_TRIES:
+                    raise
+                time.sleep(0.05)
+
+
+PRAGMA_TRIES = 200  # × 50 ms: as long as the busy timeout below (10 s)
+
 
 class QueuedSqliteDatabase(WriteTurns, SqliteDatabase):
     """SQLite for a web server: writes queue in the process (WriteTurns), then BEGIN IMMEDIATE."""
@@ -151,6 +171,25 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+@contextmanager
+def _one_init_at_a_time(database: Database):
+    """Let one init_schema run at a time on a database (two servers starting at once).
+
+    PostgreSQL: a session advisory lock named after the schema, held to the end.
+    SQLite: every transaction here starts BEGIN IMMEDIATE (open_database), so the
+    steps queue on the write lock, and each re-reads the version inside its own.
+    """
+    if is_sqlite(database):
+        yield
+        return
+    key = "hashtext('hanna init_schema ' || current_schema())"
+    database.execute_sql(f"SELECT pg_advisory_lock({key})")
+    try:
+        yield
+    finally:
+        database.execute_sql(f"SELECT pg_advisory_unlock({key})")
+
+
 def init_schema(
     database: Database, models: list, version_model, directory: Path = MIGRATIONS_DIR
 ) -> list[int]:
@@ -159,31 +198,32 @@ def init_schema(
     A new database gets the tables of models.py as they are now and is stamped
     with the newest migration number; an existing one runs each newer
     migration's ``migrate(database)`` in its own transaction. Returns the
-    numbers applied. Safe to run at every deploy.
+    numbers applied. Safe to run at every deploy, from every server at once:
+    a second one waits for the first and then finds nothing to do.
     """
     steps = migration_files(directory)
     head = steps[-1][0] if steps else 0
-    with database.atomic():
-        if not version_model.table_exists():
-            database.create_tables(models)
-            version_model.create(version=head)
-            guard_append_only(database, models)
-            return []
-    row = version_model.get()
-    applied = []
-    for number, path in steps:
-        if number <= row.version:
-            continue
-        spec = importlib.util.spec_from_file_location(f"migration_{number}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with _one_init_at_a_time(database):
         with database.atomic():
-            module.migrate(database)
-            version_model.update(version=number).execute()
-        applied.append(number)
-    with database.atomic():
-        guard_append_only(database, models)
-    return applied
+            if not version_model.table_exists():
+                database.create_tables(models)
+                version_model.create(version=head)
+                guard_append_only(database, models)
+                return []
+        applied = []
+        for number, path in steps:
+            with database.atomic():
+                if number <= version_model.get().version:
+                    continue  # applied before, or by another server meanwhile
+                spec = importlib.util.spec_from_file_location(f"migration_{number}", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                module.migrate(database)
+                version_model.update(version=number).execute()
+            applied.append(number)
+        with database.atomic():
+            guard_append_only(database, models)
+        return applied
 
 
 def guard_append_only(database: Database, models: list) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import subprocess
+import sys
+import time
+import uuid
 
 import pytest
 
@@ -210,6 +215,70 @@ def test_migrations_run_once_in_order(db, tmp_path):
     assert {"mig_a", "mig_b"} <= set(models.db.get_tables())
     models.db.execute_sql("DROP TABLE mig_a")
     models.db.execute_sql("DROP TABLE mig_b")
+
+
+_INIT_AT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import models
+from core import db as dbmod
+models.db.initialize(dbmod.open_database(sys.argv[1]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both start at the same instant
+print(dbmod.init_schema(models.db, models.MODELS, models.SchemaVersion, Path(sys.argv[3])))
+"""
+
+
+def _init_at_once(url: str, migrations) -> list[str]:
+    """Run init_schema from two processes at the same instant; return what each applied."""
+    code = _INIT_AT.format(root=str(dbmod.MIGRATIONS_DIR.parent))
+    start = str(time.time() + 2.5)  # past both interpreters' start-up
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url, start, str(migrations)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    for run, (_out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-1500:]
+    return sorted(out.strip() for out, _ in outputs)
+
+
+def test_two_servers_starting_at_once_make_and_migrate_the_schema_once(tmp_path):
+    # Every server may run init-db as it starts (ExecStartPre): the second waits
+    # for the first, then finds the tables made and the migration applied.
+    url = os.environ.get("DATABASE_URL", "")
+    schema = None
+    if url.startswith("postgres"):
+        schema = f"init_{uuid.uuid4().hex[:8]}"
+        admin = dbmod.open_database(url)
+        admin.execute_sql(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    try:
+        assert _init_at_once(url, migrations) == ["[]", "[]"]  # a new schema, stamped 0
+        (migrations / "0001_lenta.py").write_text(
+            "import time\n\n\ndef migrate(db):\n"
+            "    db.execute_sql('CREATE TABLE mig_lenta (id INTEGER)')  # twice: an error\n"
+            "    time.sleep(1)\n"
+        )
+        assert _init_at_once(url, migrations) == ["[1]", "[]"]
+        database = dbmod.open_database(url)
+        assert database.execute_sql("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert "mig_lenta" in database.get_tables()
+        database.close()
+    finally:
+        if schema:
+            admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+            admin.close()
 
 
 def test_import_afiliados_command(db, runner, tmp_path):
