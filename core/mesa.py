@@ -13,7 +13,7 @@ No Flask here: the views pass the upload folder and the links.
 - **The target**: each motivo has hours to answer, counted in office hours
   (core.workdays.add_working_hours) from creation; due_at is its end.
 - **Internal notes** (interna) are staff's: every query for the IPS's side
-  (thread_for_ips, new_since) leaves them out, and they send no e-mail.
+  (thread_for_ips, poll) leaves them out, and they send no e-mail.
 - **Files**: up to MAX_FILES per message, each checked by content
   (uploads.HELP_DESK: PDF, Excel, Word, PowerPoint, JPG, PNG; 10 MB). They are
   stored before the transaction and removed again if it fails (core.files).
@@ -319,19 +319,6 @@ def thread_for_staff(caso: CasoMesa) -> list[MensajeMesa]:
 
 
 @prepared
-def _new_since(caso_id, after):
-    return (
-        MensajeMesa.select(MensajeMesa.id)
-        .where(
-            (MensajeMesa.caso == caso_id)
-            & (MensajeMesa.id > after)
-            & (MensajeMesa.interna == False)  # noqa: E712
-        )
-        .limit(1)
-    )
-
-
-@prepared
 def _poll(account_id, numero, after):
     newer = MensajeMesa.select(MensajeMesa.id).where(
         (MensajeMesa.caso == CasoMesa.id)
@@ -349,14 +336,9 @@ def _poll(account_id, numero, after):
 
 def poll(account_id: int, numero: int, after: int) -> bool | None:
     """The thread's poll in one query: None unless the operator's IPS has case numero, else
-    whether it has a message for the IPS after id `after` (what new_since tells)."""
+    whether that case has a message for the IPS (not an internal note) after id `after`."""
     row = _poll.first(int(account_id), int(numero), int(after))
     return None if row is None else bool(row[1])
-
-
-def new_since(caso: CasoMesa, after: int) -> bool:
-    """Tell whether the IPS has a message to read after id `after` (the poll's question)."""
-    return _new_since.first(int(caso.id), int(after)) is not None
 
 
 def files_of(messages: Iterable[MensajeMesa]) -> dict[int, list[Attachment]]:

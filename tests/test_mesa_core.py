@@ -106,7 +106,7 @@ def test_internal_notes_never_reach_the_ips_side(desk, upload_dir):
         caso, staff, "La IPS ya llamó dos veces.",
         [mesa.Upload(io.BytesIO(pdf_bytes()), "interno.pdf")], upload_dir,
     )  # fmt: skip
-    assert not mesa.new_since(caso, first)  # the poll sees nothing new
+    assert mesa.poll(operador.id, caso.numero, first) is False  # the poll sees nothing new
     assert [m.id for m in mesa.thread_for_ips(caso)] == [first]
     (interno,) = Attachment.of(mesa.OWNER_MESSAGE, note.id)
     assert mesa.attachment_for_ips(caso.ips_id, caso.numero, interno.id) is None
@@ -114,7 +114,8 @@ def test_internal_notes_never_reach_the_ips_side(desk, upload_dir):
     assert CasoMesa.get_by_id(caso.id).estado == CasoMesa.NUEVO  # a note changes no state
     assert models.Message.select().count() == 0  # and sends nothing
     reply = mesa.staff_replies(caso, staff, "Ya lo revisamos.", [], upload_dir, link="/x")
-    assert mesa.new_since(caso, first) and mesa.thread_for_ips(caso)[-1].id == reply.id
+    assert mesa.poll(operador.id, caso.numero, first) is True
+    assert mesa.thread_for_ips(caso)[-1].id == reply.id
     assert CasoMesa.get_by_id(caso.id).estado == CasoMesa.ESPERA_IPS
     (mail,) = models.Message.select()
     assert mail.recipient == operador.email and "40912" in mail.subject
