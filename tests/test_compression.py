@@ -12,7 +12,7 @@ from flask import Response
 
 from blueprints.compression import add_vary
 from blueprints.csrf_mask import mask, unmask
-from tests.conftest import _make_app
+from tests.apps import make_app
 
 ACCEPT = {"Accept-Encoding": "br, gzip"}
 
@@ -146,7 +146,7 @@ def test_the_favicon_and_the_header_logo_are_one_url(client):
 
 @pytest.fixture
 def csrf_app(tmp_path):
-    yield from _make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    yield from make_app(tmp_path, WTF_CSRF_ENABLED=True)
 
 
 def token(page: str) -> str:

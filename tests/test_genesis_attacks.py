@@ -44,7 +44,7 @@ from models import (
     StaffRole,
     UserSession,
 )
-from tests.conftest import _make_app
+from tests.apps import make_app
 from tests.factories import PASSWORD, make_eps_afiliado, make_eps_user, make_ips, make_staff
 from tests.test_genesis_oficina import files_on_disk, pdf_bytes, send
 from tests.test_import_eps import eps_row, write_csv
@@ -191,7 +191,7 @@ def upload_dir(request, tmp_path):
 @pytest.fixture
 def proxied_app(tmp_path):
     """The portal behind one proxy (PROXY_HOPS=1), rate limits on."""
-    yield from _make_app(
+    yield from make_app(
         tmp_path, PROXY_HOPS=1, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://"
     )
 

@@ -653,9 +653,9 @@ def test_closing_and_reopening_and_a_second_click_changes_nothing(desk, client, 
 
 
 def test_state_changes_and_messages_need_the_csrf_token(tmp_path):
-    from tests.conftest import _make_app
+    from tests.apps import make_app
 
-    maker = _make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    maker = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     csrf_app = next(maker)
     try:
         from blueprints.auth import idle_limit

@@ -10,7 +10,7 @@ import pytest
 import models
 from app import create_app
 from blueprints.accounts.views import LOOKUP_LIMITED
-from tests.conftest import _make_app
+from tests.apps import make_app
 from tests.factories import make_afiliado, registration_form
 from tests.servers import free_port, gunicorn
 
@@ -118,7 +118,7 @@ def test_gunicorn_with_two_workers_and_no_redis_does_not_start(tmp_path):
 @pytest.fixture
 def app_with_dead_redis(tmp_path):
     # A closed port, and a password that must never reach a log line.
-    made = _make_app(
+    made = make_app(
         tmp_path, RATELIMIT_ENABLED=True, REDIS_URL="redis://:s3creto-redis@127.0.0.1:1/0"
     )
     yield next(made)

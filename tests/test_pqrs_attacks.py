@@ -88,8 +88,8 @@ from models import (
     Pqrs,
     PqrsMensaje,
 )
+from tests.apps import make_app
 from tests.concurrency import run_at_once
-from tests.conftest import _make_app
 from tests.factories import make_eps_user, make_staff, make_user
 from tests.sample_files import pdf_bytes
 from tests.test_activation import caja, quiz_taker, right_answers, start, wrong_answers  # noqa: F401
@@ -187,7 +187,7 @@ def upload_dir(app) -> Path:
 @pytest.fixture
 def proxied_app(tmp_path):
     """The portal behind one proxy (PROXY_HOPS=1), rate limits on."""
-    yield from _make_app(
+    yield from make_app(
         tmp_path, PROXY_HOPS=1, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://"
     )
 
