@@ -24,6 +24,8 @@ register_database(PooledPsycopg3Database, "postgres", "postgresql")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+PRAGMA_TRIES = 200  # × 50 ms: as long as SQLite's busy timeout (open_database, 10 s)
+
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
@@ -110,9 +112,6 @@ class WriteTurns:
                 if "locked" not in str(exc) or attempt >= PRAGMA_TRIES:
                     raise
                 time.sleep(0.05)
-
-
-PRAGMA_TRIES = 200  # × 50 ms: as long as the busy timeout below (10 s)
 
 
 class QueuedSqliteDatabase(WriteTurns, SqliteDatabase):
