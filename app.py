@@ -176,6 +176,21 @@ class Portal(Flask):
     jinja_environment = PortalEnvironment
     session_interface = CookieSessions()
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_cache: dict = {}
+
+    def ensure_sync(self, func):
+        # Flask asks inspect whether each hook is a coroutine, for every hook of
+        # every request (ten a request): ask once per function.
+        try:
+            return self._sync_cache[func]
+        except KeyError:
+            sync = self._sync_cache[func] = super().ensure_sync(func)
+            return sync
+        except TypeError:  # an unhashable callable
+            return super().ensure_sync(func)
+
     def log_exception(self, exc_info) -> None:
         # The URL may carry an activation or reset token, or a query string
         # with personal data: log the rule ("/activar/<token>") instead.

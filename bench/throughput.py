@@ -193,6 +193,29 @@ def prepare_quiz(count: int, out: Path, first: int = 0) -> None:
     out.write_text("\n".join(lines) + "\n")
 
 
+# What each target is held to besides bare: the stack's own floor in the same run
+# (the poll: the least Flask poll; the others: the portal's health check).
+FLOORS = {"sondeo": "sondeo-min", "registro": "salud", "convenios": "salud", "inicio": "salud"}
+
+
+def _floors_and_capacity(figures: Figures, section: str, medians: dict) -> None:
+    """Print each target against its floor, and what one server of this kind carries."""
+    from blueprints.ips.mesa import POLL_SECONDS
+
+    print("  against the stack's floor, and what this 2-core server carries:")
+    for name, floor in FLOORS.items():
+        if name not in medians or floor not in medians:
+            continue
+        ratio = medians[name] / medians[floor]
+        if name == "sondeo":
+            carries = f"{medians[name] * POLL_SECONDS:,.0f} open case pages (a poll every {POLL_SECONDS} s)"
+            figures.add(section, "open case pages per server", round(medians[name] * POLL_SECONDS))
+        else:
+            carries = f"{medians[name]:,.0f} a second"
+        print(f"  {name:<11} {ratio:>5.2f} of {floor:<10}  {carries}")
+        figures.add(section, f"{name} ratio to {floor}", round(ratio, 2), "×")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
@@ -337,7 +360,7 @@ def main() -> int:
             f"{'bad':>5} {'ratio':>6} {'range':>11}  goal"
         )
         section = f"throughput ({portal.backend})"
-        bare_runs = []
+        bare_runs, medians = [], {}
         # The quiz first: a started quiz ends after QUIZ_IDLE (2 min) without an answer.
         order = sorted(targets, key=lambda name: name != "quiz")
         for name in order:
@@ -355,6 +378,7 @@ def main() -> int:
                 runs.append(r)
                 ratios.append(r["rps"] / bare["rps"])
             r = sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]  # the median round
+            medians[name] = r["rps"]
             ratio = statistics.median(ratios)
             bad = sum(run["bad"] + run["errors"] for run in runs)
             goal = GOALS.get(name)
@@ -370,6 +394,8 @@ def main() -> int:
                 figures.add(section, f"{name} wrong answers", bad, "", 0, False)
                 example = next((run["example"] for run in runs if run["example"]), "")
                 print(f"    FAIL: {bad} answers not {expect} (e.g. {example}) or socket errors")
+        if {"salud", "sondeo-min"} & set(medians):
+            _floors_and_capacity(figures, section, medians)
         if bare_runs:
             rps = statistics.median(run["rps"] for run in bare_runs)
             print(

@@ -240,8 +240,7 @@ def trabajador_from_log(consulta: ConsultaConvenio) -> Trabajador | None:
 # --- who may act where -------------------------------------------------------
 
 
-@prepared
-def _granted_sedes(account_id):
+def _granted(account_id):
     return (
         Sede.select(Sede, Entidad)
         .join(Entidad)
@@ -254,8 +253,17 @@ def _granted_sedes(account_id):
             & Sede.activa
             & (Entidad.estado == Entidad.ACTIVA)
         )
-        .order_by(Entidad.nombre, Sede.nombre, Sede.id)
     )
+
+
+@prepared
+def _granted_sedes(account_id):
+    return _granted(account_id).order_by(Entidad.nombre, Sede.nombre, Sede.id)
+
+
+@prepared
+def _granted_sede(account_id, sede_id):
+    return _granted(account_id).where(Sede.id == sede_id).limit(1)
 
 
 def granted_sedes(account: Account) -> list[Sede]:
@@ -264,10 +272,13 @@ def granted_sedes(account: Account) -> list[Sede]:
 
 
 def granted_sede(account: Account, sede_id: int | None) -> Sede | None:
-    """Return the sede with this id when the account may work for it, else None."""
+    """Return the sede with this id when the account may work for it, else None.
+
+    (Every Convenios request asks it for the session's sede: one row, not the list.)
+    """
     if sede_id is None:
         return None
-    return next((s for s in granted_sedes(account) if s.id == sede_id), None)
+    return _granted_sede.first(int(account.id), int(sede_id))
 
 
 def choose_sede(session_id: int, sede: Sede | None, idle_seconds: int | None = None) -> None:
@@ -289,23 +300,20 @@ def choose_sede(session_id: int, sede: Sede | None, idle_seconds: int | None = N
 
 
 def _spend_quotas(account: Account, sede: Sede, limits: Limits) -> int:
-    """Spend one look-up of each budget; return 0, or the seconds until the tightest ends."""
-    budgets = (
-        (throttle.Purpose.CONVENIO_USER_BURST, f"u:{account.id}", limits.user_burst, MINUTE),
-        (throttle.Purpose.CONVENIO_USER_DAY, f"u:{account.id}", limits.user_day, DAY),
-        (
-            throttle.Purpose.CONVENIO_ENTITY_BURST,
-            f"e:{sede.entidad_id}",
-            limits.entity_burst,
-            MINUTE,
-        ),
-        (throttle.Purpose.CONVENIO_ENTITY_DAY, f"e:{sede.entidad_id}", limits.entity_day, DAY),
+    """Spend one look-up of each budget, or none; return 0, or the seconds until all have room."""
+    return throttle.spend_all(
+        [
+            (throttle.Purpose.CONVENIO_USER_BURST, f"u:{account.id}", limits.user_burst, MINUTE),
+            (throttle.Purpose.CONVENIO_USER_DAY, f"u:{account.id}", limits.user_day, DAY),
+            (
+                throttle.Purpose.CONVENIO_ENTITY_BURST,
+                f"e:{sede.entidad_id}",
+                limits.entity_burst,
+                MINUTE,
+            ),
+            (throttle.Purpose.CONVENIO_ENTITY_DAY, f"e:{sede.entidad_id}", limits.entity_day, DAY),
+        ]
     )
-    for purpose, key, limit, window in budgets:
-        wait = throttle.spend(purpose, key, limit, window)
-        if wait:
-            return wait
-    return 0
 
 
 @prepared

@@ -20,6 +20,7 @@ expires keys by its own clock.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import math
 import random
@@ -28,7 +29,7 @@ from contextlib import nullcontext
 from datetime import timedelta
 from enum import StrEnum
 
-from peewee import Case
+from peewee import EXCLUDED, Case
 
 from core import clock
 from core.prepared import prepared
@@ -49,6 +50,34 @@ if n == 1 or left < 0 then
   left = tonumber(ARGV[1])
 end
 return {n, left}
+"""
+
+# All or nothing over several budgets (KEYS; ARGV: limit and window in ms of each):
+# if any is spent, return the most milliseconds one of them still has; else count
+# one in each and return 0.
+_SPEND_ALL_SCRIPT = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n >= tonumber(ARGV[2 * i - 1]) then
+    local left = redis.call('PTTL', key)
+    if left < 0 then
+      redis.call('PEXPIRE', key, ARGV[2 * i])
+      left = tonumber(ARGV[2 * i])
+    end
+    wait = math.max(wait, left)
+  end
+end
+if wait > 0 then
+  return wait
+end
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 or redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ARGV[2 * i])
+  end
+end
+return 0
 """
 
 
@@ -74,18 +103,20 @@ class Purpose(StrEnum):
 _redis = None  # a redis.Redis client when configured
 _redis_down_until = 0.0  # time.monotonic() before which Redis is skipped
 _quota_script = None
+_spend_all_script = None
 
 
 def configure(redis_url: str | None) -> None:
     """Count in Redis at redis_url, or in the database when it is empty."""
-    global _redis, _redis_down_until, _quota_script
-    _redis, _redis_down_until, _quota_script = None, 0.0, None
+    global _redis, _redis_down_until, _quota_script, _spend_all_script
+    _redis, _redis_down_until, _quota_script, _spend_all_script = None, 0.0, None, None
     if not redis_url:
         return
     import redis
 
     _redis = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
     _quota_script = _redis.register_script(_QUOTA_SCRIPT)
+    _spend_all_script = _redis.register_script(_SPEND_ALL_SCRIPT)
 
 
 def key_hash(key: str) -> str:
@@ -124,6 +155,33 @@ def spend(purpose: Purpose, key: str, limit: int, window_seconds: int) -> int:
     if count <= limit:
         return 0
     return max(1, -(-left_ms // 1000))
+
+
+Budget = tuple[Purpose, str, int, int]  # purpose, key, limit, window in seconds
+
+
+def spend_all(budgets: list[Budget]) -> int:
+    """Spend one use of each budget, or of none: one call, one statement (or one Redis call).
+
+    Return 0 when every budget had room (one spent from each), else the seconds
+    until all those that refused have room again; a refused call spends nothing
+    from any of them. (A Convenios look-up spends an operator's and an entity's
+    burst and day: four round trips to PostgreSQL or Redis, where this is one.)
+    """
+    if len({purpose for purpose, *_ in budgets}) != len(budgets):
+        raise ValueError("one budget per purpose")
+    closed = [window for _, _, limit, window in budgets if limit <= 0]
+    if closed:
+        return max(closed)
+    digests = [key_hash(key) for _, key, _, _ in budgets]
+    names = [
+        f"throttle:{budget[0]}:{digest}" for budget, digest in zip(budgets, digests, strict=True)
+    ]
+    args = [n for _, _, limit, window in budgets for n in (limit, window * 1000)]
+    answer = _via_redis(_redis_spend_all, names, args)
+    if answer is None:
+        return _db_spend_all(budgets, digests)
+    return -(-answer // 1000)  # whole seconds, rounded up
 
 
 def purge() -> int:
@@ -206,6 +264,86 @@ def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> int
     return max(1, math.ceil((current - now).total_seconds()))
 
 
+_SPEND_ALL: dict = {}
+
+
+def _spend_all_upsert(count: int):
+    """The upsert that spends one use of count budgets, each only if it has room.
+
+    Prepared once per number of budgets: each row's purpose, digest, window end
+    and limit are arguments; the purposes also pick each row's limit in the WHERE.
+    """
+    if count not in _SPEND_ALL:
+
+        def build(now, *rows):
+            values = [rows[i : i + 4] for i in range(0, len(rows), 4)]
+            ended = Throttle.expires_at <= now
+            limit = Case(Throttle.purpose, [(purpose, lim) for purpose, _, _, lim in values])
+            return (
+                Throttle.insert_many(
+                    [(purpose, digest, now, ends, 1) for purpose, digest, ends, _ in values],
+                    fields=[
+                        Throttle.purpose,
+                        Throttle.key_hash,
+                        Throttle.window_start,
+                        Throttle.expires_at,
+                        Throttle.count,
+                    ],
+                )
+                .on_conflict(
+                    conflict_target=[Throttle.purpose, Throttle.key_hash],
+                    update={
+                        Throttle.count: Case(None, [(ended, 1)], Throttle.count + 1),
+                        Throttle.window_start: Case(
+                            None, [(ended, EXCLUDED.window_start)], Throttle.window_start
+                        ),
+                        Throttle.expires_at: Case(
+                            None, [(ended, EXCLUDED.expires_at)], Throttle.expires_at
+                        ),
+                    },
+                    where=ended | (Throttle.count < limit),
+                )
+                .returning(Throttle.purpose)
+            )
+
+        build.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(f"a{i}", inspect.Parameter.POSITIONAL_ONLY)
+                for i in range(1 + 4 * count)
+            ]
+        )
+        build.__name__ = f"spend_all_{count}"
+        _SPEND_ALL[count] = prepared(build)
+    return _SPEND_ALL[count]
+
+
+def _db_spend_all(budgets: list[Budget], digests: list[str]) -> int:
+    now = clock.utcnow()
+    rows = []
+    for (purpose, _, limit, window), digest in zip(budgets, digests, strict=True):
+        rows += [str(purpose), digest, now + timedelta(seconds=window), int(limit)]
+    with _transaction():
+        _maybe_purge()
+        # RETURNING names the rows written: not those whose WHERE kept them (both databases).
+        spent = {row[0] for row in _spend_all_upsert(len(budgets)).execute(now, *rows).fetchall()}
+        if len(spent) == len(budgets):
+            return 0
+        pairs = [(str(p), d) for (p, *_), d in zip(budgets, digests, strict=True)]
+        for purpose, digest in pairs:  # give back what this call took (the rows are ours now)
+            if purpose in spent:
+                Throttle.update(count=Throttle.count - 1).where(
+                    (Throttle.purpose == purpose) & (Throttle.key_hash == digest)
+                ).execute()
+        ends = [
+            Throttle.select(Throttle.expires_at)
+            .where((Throttle.purpose == purpose) & (Throttle.key_hash == digest))
+            .scalar()
+            for purpose, digest in pairs
+            if purpose not in spent
+        ]
+    return max([1] + [math.ceil((end - now).total_seconds()) for end in ends if end is not None])
+
+
 def _upsert(purpose: str, digest: str, now, ends, *, update: dict, where) -> bool:
     """Run INSERT … ON CONFLICT DO UPDATE … WHERE; True when a row was written."""
     query = Throttle.insert(
@@ -224,15 +362,15 @@ def _maybe_purge() -> None:
 # --- Redis ---------------------------------------------------------------------
 
 
-def _via_redis(step, name: str, seconds: int):
-    """Return step's answer from Redis, or None to count in the database instead."""
+def _via_redis(step, *args):
+    """Return step(client, *args) from Redis, or None to count in the database instead."""
     global _redis_down_until
     if _redis is None or time.monotonic() < _redis_down_until:
         return None
     import redis
 
     try:
-        answer = step(_redis, name, seconds)
+        answer = step(_redis, *args)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         if not _redis_down_until:
             # The class name only: a redis error's text can carry the host and port.
@@ -261,6 +399,10 @@ def _redis_cooldown(client, name: str, seconds: int) -> int:
             return seconds
         # -2: it expired between SET and PTTL; try again
     return 1
+
+
+def _redis_spend_all(client, names: list[str], args: list[int]) -> int:
+    return int(_spend_all_script(keys=names, args=args, client=client))
 
 
 def _redis_quota(client, name: str, window_seconds: int) -> tuple[int, int]:

@@ -192,6 +192,58 @@ def test_health(client):
     assert client.get("/salud").json == {"estado": "ok"}
 
 
+def test_flask_asks_whether_a_hook_is_async_once_per_hook_not_per_request(client, monkeypatch):
+    import flask.app
+
+    assert client.get("/salud").status_code == 200
+    asked = []
+    real = flask.app.iscoroutinefunction
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", lambda f: asked.append(f) or real(f))
+    assert client.get("/salud").status_code == 200
+    assert asked == []  # ten hooks a request asked inspect each time
+
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's connection pool")
+def test_a_pooled_connection_is_checked_without_a_round_trip_and_dropped_once_killed(
+    db, client, monkeypatch
+):
+    import select
+
+    import psycopg
+
+    user = make_user()
+    assert client.get("/").status_code == 200  # a connection made, back in the pool
+    sent = []
+    real = psycopg.Cursor.execute
+
+    def counting(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    assert client.get("/salud").status_code == 200
+    assert sent == []  # peewee's own check sends SELECT 1 for every request
+
+    # The server ends the pooled connection (a restart, an idle timeout, an admin):
+    # the next request gets a new one instead of a 500.
+    pool = models.db.obj
+    (conn,) = [conn for _ts, _n, conn in pool._connections]
+    killed = conn.info.backend_pid
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (killed,))
+    deadline = time.monotonic() + 5
+    while not select.select([conn.fileno()], [], [], 0.05)[0] and time.monotonic() < deadline:
+        pass  # the server's goodbye reaches the socket
+    signed_in = client.post("/", data={"email": user.email, "password": PASSWORD})
+    assert signed_in.status_code in (302, 303) and signed_in.location.endswith("/inicio")
+    assert client.get("/inicio").status_code == 200
+    (fresh,) = [conn for _ts, _n, conn in pool._connections]
+    assert fresh.info.backend_pid != killed
+
+
 # --- CLI and schema ----------------------------------------------------------------------
 
 

@@ -117,6 +117,62 @@ def test_sixteen_concurrent_callers_share_one_quota(backend):
     assert _race(lambda: throttle.quota(Purpose.RESET_MAIL, EMAIL, 5, 60)).count(True) == 5
 
 
+# --- several budgets at once (a Convenios look-up: operator and entity, burst and day) ----
+
+BURST = (Purpose.CONVENIO_USER_BURST, "u:7", 2, 60)
+DAY = (Purpose.CONVENIO_USER_DAY, "u:7", 3, 86400)
+
+
+def test_spend_all_spends_one_of_each_budget_or_none(backend, clock):
+    assert throttle.spend_all([BURST, DAY]) == 0
+    assert throttle.spend_all([BURST, DAY]) == 0
+    wait = throttle.spend_all([BURST, DAY])  # the burst is spent: the day budget keeps its third
+    assert 55 <= wait <= 60
+    assert throttle.spend_all([DAY]) == 0
+    assert throttle.spend_all([DAY]) > 60  # now that one refuses, for the rest of its day
+    if backend is None:  # a minute later (the portal's clock) the burst has room, not the day
+        clock.advance(seconds=61)
+        assert throttle.spend_all([BURST, DAY]) > 60
+        assert throttle.spend_all([BURST]) == 0
+
+
+def test_spend_all_waits_for_the_longest_of_the_budgets_that_refuse(backend):
+    short = (Purpose.CONVENIO_ENTITY_BURST, "e:1", 1, 60)
+    long = (Purpose.CONVENIO_ENTITY_DAY, "e:1", 1, 7200)
+    assert throttle.spend_all([short, long]) == 0
+    assert 7000 < throttle.spend_all([short, long]) <= 7200
+    assert throttle.spend_all([(Purpose.CONVENIO_USER_BURST, "u:1", 0, 60), short]) == 60
+
+
+def test_a_refused_spend_all_leaves_every_count_as_it_was(backend):
+    full = (Purpose.CONVENIO_ENTITY_BURST, "e:2", 1, 60)
+    roomy = (Purpose.CONVENIO_ENTITY_DAY, "e:2", 2, 600)
+    assert throttle.spend_all([full]) == 0
+    for _ in range(5):
+        assert throttle.spend_all([roomy, full]) > 0
+    assert throttle.spend_all([roomy]) == 0 and throttle.spend_all([roomy]) == 0
+    assert throttle.spend_all([roomy]) > 0
+    if backend is None:
+        assert Throttle.get(Throttle.purpose == Purpose.CONVENIO_ENTITY_DAY).count == 2
+
+
+def test_sixteen_concurrent_spend_alls_share_the_tightest_budget(backend):
+    models.db.close()
+    answers = _race(
+        lambda: throttle.spend_all([(BURST[0], "u:8", 3, 60), (DAY[0], "u:8", 10, 600)])
+    )
+    assert answers.count(0) == 3 and len(answers) == 16
+    models.db.connect(reuse_if_open=True)
+    if backend is None:
+        counts = {row.purpose: row.count for row in Throttle.select()}
+        assert counts == {str(BURST[0]): 3, str(DAY[0]): 3}
+
+
+def test_spend_all_takes_one_budget_per_purpose(backend):
+    with pytest.raises(ValueError):
+        throttle.spend_all([BURST, (BURST[0], "u:9", 5, 60)])
+
+
 def test_keys_are_stored_hashed(backend):
     throttle.cooldown(Purpose.RESET_MAIL, EMAIL, 120)
     throttle.quota(Purpose.ACTIVATION_MAIL, EMAIL, 3, 60)

@@ -27,7 +27,10 @@ def current_sede() -> Sede | None:
     """Return the sede this session works for, when it is still granted; else None."""
     if "convenio_sede" not in g:
         chosen = g.get("convenio_sede_id")
-        g.convenio_sede = next((s for s in sedes() if s.id == chosen), None)
+        if "convenio_sedes" in g:
+            g.convenio_sede = next((s for s in g.convenio_sedes if s.id == chosen), None)
+        else:
+            g.convenio_sede = convenios.granted_sede(current_account(), chosen)
     return g.convenio_sede
 
 

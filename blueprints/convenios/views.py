@@ -7,7 +7,7 @@ from flask import abort, current_app, redirect, request, url_for
 from blueprints.auth import current_account, require
 from blueprints.convenios import bp, current_sede, sede_or_404, sedes, set_sede
 from blueprints.convenios.forms import ConsultaForm, SedeForm, UsoForm
-from blueprints.web import render, see_other
+from blueprints.web import render, see_other, wants_partial
 from core import convenios
 from core.permissions import Action
 from models import Sede, UsoConvenio
@@ -18,7 +18,9 @@ def _sede_label(sede: Sede) -> str:
 
 
 def _page(template: str, /, partial: str | None = None, status: int = 200, **context):
-    return render(template, partial=partial, status=status, sedes_count=len(sedes()), **context)
+    if not (partial and wants_partial()):  # the layout's "Cambiar sede" (a partial has none)
+        context["sedes_count"] = len(sedes())
+    return render(template, partial=partial, status=status, **context)
 
 
 def _limits() -> convenios.Limits:
