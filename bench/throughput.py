@@ -233,7 +233,10 @@ def main() -> int:
         "--rounds", type=int, default=3, help="windows per target, each after a bare one"
     )
     parser.add_argument(
-        "--quiz-per-window", type=int, default=2000, help="quiz accounts per window"
+        "--quiz-per-window",
+        type=int,
+        default=5000,  # 2,000 ran out at ~450 quiz answers a second (2026-12-06)
+        help="quiz accounts per window (at least the window's seconds × the quiz's req/s)",
     )
     parser.add_argument("--only", default="", help="comma-separated targets (default: all)")
     parser.add_argument("--database-url", default="", help="postgresql://… (a throwaway schema)")
@@ -394,6 +397,8 @@ def main() -> int:
                 figures.add(section, f"{name} wrong answers", bad, "", 0, False)
                 example = next((run["example"] for run in runs if run["example"]), "")
                 print(f"    FAIL: {bad} answers not {expect} (e.g. {example}) or socket errors")
+                if lines is not None and example == "404":
+                    print("    (the prepared accounts ran out: raise --quiz-per-window)")
         if {"salud", "sondeo-min"} & set(medians):
             _floors_and_capacity(figures, section, medians)
         if bare_runs:

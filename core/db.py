@@ -49,6 +49,7 @@ register_database(PooledPostgres, "postgres", "postgresql")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+SQLITE_NEEDED = (3, 35, 0)
 PRAGMA_TRIES = 200  # × 50 ms: as long as SQLite's busy timeout (open_database, 10 s)
 
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
@@ -150,6 +151,12 @@ class QueuedPooledSqliteDatabase(WriteTurns, PooledSqliteDatabase):
 def open_database(url: str) -> Database:
     """Return a peewee database for url, with SQLite tuned for a web server."""
     if url.startswith("sqlite:"):
+        if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+            # UPSERT … RETURNING (core/throttle.py) came in 3.35; Debian 12 has 3.40.
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} es muy antiguo: el portal necesita "
+                f"{'.'.join(map(str, SQLITE_NEEDED))} o más reciente (o PostgreSQL)."
+            )
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
         # Pooled too: close() hands the connection back, so a request does not pay
         # for opening the file and setting the pragmas (about 1 ms, a third of a poll).

@@ -203,6 +203,15 @@ def test_flask_asks_whether_a_hook_is_async_once_per_hook_not_per_request(client
     assert asked == []  # ten hooks a request asked inspect each time
 
 
+def test_an_sqlite_without_upsert_returning_is_refused_at_start(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(RuntimeError, match="SQLite 3.31.1 es muy antiguo"):
+        dbmod.open_database(f"sqlite:///{tmp_path / 'viejo.sqlite3'}")
+
+
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 
