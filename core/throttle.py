@@ -2,13 +2,14 @@
 
 ``cooldown(purpose, key, seconds)`` lets one caller through per ``seconds``;
 ``quota(purpose, key, limit, window_seconds)`` lets ``limit`` through per fixed
-window. Both decide in one atomic step, so two concurrent callers cannot both
-pass on the same slot.
+window; ``spend_all(budgets)`` spends one use of several budgets, or none. Each
+decides in one atomic step, so two concurrent callers cannot both pass on the
+same slot.
 
 Storage: the database by default (the ``Throttle`` table, one upsert per call,
 inside the caller's transaction, so a rolled-back send also gives its slot
-back); Redis when ``configure()`` got a ``REDIS_URL`` (``SET NX EX`` and
-``INCR`` + ``EXPIRE`` in one script). If Redis stops answering, the database
+back); Redis when ``configure()`` got a ``REDIS_URL`` (``SET NX EX``, and one
+script that checks every budget of a call, then ``INCR`` + ``EXPIRE`` each). If Redis stops answering, the database
 counts meanwhile (logged once per outage, never the URL) and Redis is tried
 again after ``REDIS_RETRY`` seconds.
 
@@ -39,18 +40,6 @@ log = logging.getLogger("portal.throttle")
 
 REDIS_RETRY = 30.0  # seconds before an unreachable Redis is tried again
 PURGE_EVERY = 64  # on average one call in this many deletes the expired rows
-
-# Increment, and give the key its window when it has none (a new key, or one
-# whose EXPIRE was lost): atomic, since Redis runs a script as one step.
-_QUOTA_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-local left = redis.call('PTTL', KEYS[1])
-if n == 1 or left < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  left = tonumber(ARGV[1])
-end
-return {n, left}
-"""
 
 # All or nothing over several budgets (KEYS; ARGV: limit and window in ms of each):
 # if any is spent, return the most milliseconds one of them still has; else count
@@ -102,20 +91,18 @@ class Purpose(StrEnum):
 
 _redis = None  # a redis.Redis client when configured
 _redis_down_until = 0.0  # time.monotonic() before which Redis is skipped
-_quota_script = None
 _spend_all_script = None
 
 
 def configure(redis_url: str | None) -> None:
     """Count in Redis at redis_url, or in the database when it is empty."""
-    global _redis, _redis_down_until, _quota_script, _spend_all_script
-    _redis, _redis_down_until, _quota_script, _spend_all_script = None, 0.0, None, None
+    global _redis, _redis_down_until, _spend_all_script
+    _redis, _redis_down_until, _spend_all_script = None, 0.0, None
     if not redis_url:
         return
     import redis
 
     _redis = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    _quota_script = _redis.register_script(_QUOTA_SCRIPT)
     _spend_all_script = _redis.register_script(_SPEND_ALL_SCRIPT)
 
 
@@ -142,19 +129,9 @@ def spend(purpose: Purpose, key: str, limit: int, window_seconds: int) -> int:
     """Spend one of limit uses of key in the current window.
 
     Return 0 when it was allowed, else the seconds until the window ends (when
-    the budget is whole again). A refused call spends nothing in the database;
-    in Redis it counts past the limit, which changes no answer.
+    the budget is whole again). A refused call spends nothing.
     """
-    if limit <= 0:
-        return window_seconds
-    digest = key_hash(key)
-    answer = _via_redis(_redis_quota, f"throttle:{purpose}:{digest}", window_seconds)
-    if answer is None:
-        return _db_quota(str(purpose), digest, limit, window_seconds)
-    count, left_ms = answer
-    if count <= limit:
-        return 0
-    return max(1, -(-left_ms // 1000))
+    return spend_all([(purpose, key, limit, window_seconds)])
 
 
 Budget = tuple[Purpose, str, int, int]  # purpose, key, limit, window in seconds
@@ -225,42 +202,6 @@ def _db_cooldown(purpose: str, digest: str, seconds: int) -> int:
         )
     if current is None:  # purged in between: only possible after the window ended
         return 0
-    return max(1, math.ceil((current - now).total_seconds()))
-
-
-@prepared
-def _quota_upsert(purpose, digest, now, ends, limit):
-    """Spend one use: a new window, a restarted one, or one more in it if under limit."""
-    ended = Throttle.expires_at <= now
-    return Throttle.insert(
-        purpose=purpose, key_hash=digest, window_start=now, expires_at=ends, count=1
-    ).on_conflict(
-        conflict_target=[Throttle.purpose, Throttle.key_hash],
-        update={
-            Throttle.count: Case(None, [(ended, 1)], Throttle.count + 1),
-            Throttle.window_start: Case(None, [(ended, now)], Throttle.window_start),
-            Throttle.expires_at: Case(None, [(ended, ends)], Throttle.expires_at),
-        },
-        where=ended | (Throttle.count < limit),
-    )
-
-
-def _db_quota(purpose: str, digest: str, limit: int, window_seconds: int) -> int:
-    now = clock.utcnow()
-    ends = now + timedelta(seconds=window_seconds)
-    with _transaction():
-        _maybe_purge()
-        # The cursor's rowcount: 0 when the WHERE kept the row as it was (both databases).
-        spent = _quota_upsert.execute(purpose, digest, now, ends, int(limit)).rowcount == 1
-        if spent:
-            return 0
-        current = (
-            Throttle.select(Throttle.expires_at)
-            .where((Throttle.purpose == purpose) & (Throttle.key_hash == digest))
-            .scalar()
-        )
-    if current is None:
-        return 1
     return max(1, math.ceil((current - now).total_seconds()))
 
 
@@ -403,8 +344,3 @@ def _redis_cooldown(client, name: str, seconds: int) -> int:
 
 def _redis_spend_all(client, names: list[str], args: list[int]) -> int:
     return int(_spend_all_script(keys=names, args=args, client=client))
-
-
-def _redis_quota(client, name: str, window_seconds: int) -> tuple[int, int]:
-    count, left = _quota_script(keys=[name], args=[window_seconds * 1000], client=client)
-    return int(count), int(left)
